@@ -1,0 +1,53 @@
+#pragma once
+// The `nimbus` command: argument parsing and wiring. Each subcommand is a function taking
+// its parsed options and returning the process exit status (0 ok, 1 failure).
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace nimbus::cli {
+
+struct GlobalOptions {
+  std::string api;      // --api / NIMBUS_API
+  std::string token;    // --token / NIMBUS_TOKEN
+  std::string data;     // --data / NIMBUS_DATA
+  bool json = false;    // --json
+};
+
+struct ServeOptions {
+  std::string listen = "127.0.0.1:3000";
+  std::string apiListen = "127.0.0.1:3001";
+  std::string domain = "localhost";
+  unsigned threads = 0;             // 0: one per core
+  std::string accessLog;            // empty: <data>/logs/access.log
+  uint64_t maxBlobMb = 512;
+};
+
+struct DeployOptions {
+  std::string dir = ".";
+  std::string project;
+  bool prod = false;
+};
+
+// Default data dir: $NIMBUS_DATA, else $XDG_DATA_HOME/nimbus, else ~/.local/share/nimbus.
+std::string defaultDataDir();
+
+int runServe(const GlobalOptions& g, const ServeOptions& o);
+int runDeploy(const GlobalOptions& g, const DeployOptions& o);
+int runList(const GlobalOptions& g, const std::string& project);
+int runInspect(const GlobalOptions& g, const std::string& what);
+int runPromote(const GlobalOptions& g, const std::string& id);
+int runRollback(const GlobalOptions& g, const std::string& project);
+int runRemove(const GlobalOptions& g, const std::string& id);
+int runProjects(const GlobalOptions& g);
+int runAliasSet(const GlobalOptions& g, const std::string& host, const std::string& id);
+int runAliasList(const GlobalOptions& g);
+int runAliasRemove(const GlobalOptions& g, const std::string& host);
+int runTokenCreate(const GlobalOptions& g, const std::string& name);
+int runTokenList(const GlobalOptions& g);
+int runTokenRevoke(const GlobalOptions& g, const std::string& id);
+
+// Prints "error: <message>" to stderr and returns 1.
+int fail(const std::string& message);
+
+}  // namespace nimbus::cli

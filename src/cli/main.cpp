@@ -1,0 +1,147 @@
+// nimbus: the single binary. Parses arguments and hands off to one subcommand.
+#include <CLI/CLI.hpp>
+
+#include <cstdlib>
+
+#include "cli/cli.h"
+
+namespace {
+
+constexpr const char* kFooter = R"(
+Quick start:
+  nimbus serve                         # API on 127.0.0.1:3001, sites on 127.0.0.1:3000
+  nimbus deploy ./my-app --prod        # a folder with .vercel/output (or the output itself)
+  open http://my-app.localhost:3000/
+
+Docs: docs/cli.md and docs/api.md in the Nimbus repository.)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace nimbus::cli;
+  CLI::App app{"Nimbus: a self-hostable serverless platform for Build Output API deployments",
+               "nimbus"};
+  app.footer(kFooter);
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "nimbus 0.1.0");
+
+  GlobalOptions g;
+  if (const char* v = std::getenv("NIMBUS_API")) g.api = v;
+  if (g.api.empty()) g.api = "http://127.0.0.1:3001";
+  if (const char* v = std::getenv("NIMBUS_TOKEN")) g.token = v;
+  g.data = defaultDataDir();
+  app.add_option("--api", g.api, "Control API address (env NIMBUS_API)")
+      ->capture_default_str()->group("Global");
+  app.add_option("--token", g.token,
+                 "API bearer token (env NIMBUS_TOKEN; default: the admin-token file in the data "
+                 "directory)")
+      ->group("Global");
+  app.add_option("--data", g.data, "Data directory (env NIMBUS_DATA)")
+      ->capture_default_str()->group("Global");
+  app.add_flag("--json", g.json, "Print machine-readable JSON")->group("Global");
+
+  // serve
+  ServeOptions serve;
+  auto* serveCmd = app.add_subcommand(
+      "serve", "Run the control API and the router in one process (embedded SQLite store)");
+  serveCmd->add_option("--listen", serve.listen, "Public router address HOST:PORT (port 0: any)")
+      ->capture_default_str();
+  serveCmd->add_option("--api-listen", serve.apiListen, "Control API address HOST:PORT")
+      ->capture_default_str();
+  serveCmd->add_option("--domain", serve.domain,
+                       "Domain for URLs: production at <project>.DOMAIN, previews at "
+                       "<project>-<id>.DOMAIN")
+      ->capture_default_str();
+  serveCmd->add_option("--threads", serve.threads, "Router threads (default: one per core)");
+  serveCmd->add_option("--access-log", serve.accessLog,
+                       "Access log file, one JSON line per request; '-' for stdout, 'off' to "
+                       "disable (default: <data>/logs/access.log)");
+  serveCmd->add_option("--max-file-mb", serve.maxBlobMb, "Largest file a deployment may contain, in MiB")
+      ->capture_default_str();
+  serveCmd->footer(
+      "\nOn start it prints the URLs, then one line 'nimbus ready {json}' with the bound\n"
+      "addresses. The first start creates an admin token in <data>/admin-token (mode 0600).");
+
+  // deploy
+  DeployOptions deploy;
+  auto* deployCmd = app.add_subcommand(
+      "deploy", "Deploy a Build Output API directory (.vercel/output) as a new immutable deployment");
+  deployCmd->add_option("dir", deploy.dir,
+                        "A folder holding .vercel/output, or the output folder itself")
+      ->capture_default_str();
+  deployCmd->add_option("--project,-p", deploy.project,
+                        "Project name (default: derived from the folder name)");
+  deployCmd->add_flag("--prod", deploy.prod, "Make it the project's production deployment");
+  deployCmd->footer(
+      "\nValidates everything first and reports every problem; uploads only the files the\n"
+      "server does not have yet; prints the preview URL (and the production URL with --prod).");
+
+  std::string project;
+  auto* lsCmd = app.add_subcommand("ls", "List deployments, newest first");
+  lsCmd->add_option("project", project, "Only this project's deployments");
+
+  std::string what;
+  auto* inspectCmd = app.add_subcommand("inspect", "Show one deployment");
+  inspectCmd->add_option("deployment", what, "Deployment id or one of its URLs")->required();
+
+  std::string id;
+  auto* promoteCmd = app.add_subcommand("promote", "Make a deployment its project's production deployment");
+  promoteCmd->add_option("deployment", id, "Deployment id")->required();
+
+  auto* rollbackCmd = app.add_subcommand(
+      "rollback", "Point production back at the previous production deployment");
+  rollbackCmd->add_option("project", project,
+                          "Project name (may be omitted when there is only one project)");
+
+  auto* rmCmd = app.add_subcommand("rm", "Delete a deployment (never the current production one)");
+  rmCmd->add_option("deployment", id, "Deployment id")->required();
+
+  auto* projectsCmd = app.add_subcommand("projects", "List projects with their production URL");
+
+  auto* aliasCmd = app.add_subcommand("alias", "Custom host names for deployments");
+  aliasCmd->require_subcommand(1);
+  std::string host;
+  auto* aliasSet = aliasCmd->add_subcommand("set", "Serve a deployment at a host name");
+  aliasSet->add_option("host", host, "Host name, e.g. www.example.com")->required();
+  aliasSet->add_option("deployment", id, "Deployment id")->required();
+  auto* aliasLs = aliasCmd->add_subcommand("ls", "List aliases");
+  auto* aliasRm = aliasCmd->add_subcommand("rm", "Remove an alias");
+  aliasRm->add_option("host", host, "Host name")->required();
+
+  auto* tokenCmd = app.add_subcommand("token", "API tokens");
+  tokenCmd->require_subcommand(1);
+  std::string tokenName = "cli";
+  auto* tokenCreate = tokenCmd->add_subcommand("create", "Create a token (its secret is shown once)");
+  tokenCreate->add_option("--name", tokenName, "A name to recognise it by")->capture_default_str();
+  auto* tokenLs = tokenCmd->add_subcommand("ls", "List tokens");
+  auto* tokenRevoke = tokenCmd->add_subcommand("revoke", "Revoke a token");
+  tokenRevoke->add_option("id", id, "Token id (tok_...)")->required();
+
+  for (auto* sub : app.get_subcommands({})) {
+    sub->fallthrough();
+    for (auto* inner : sub->get_subcommands({})) inner->fallthrough();
+  }
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+
+  if (serveCmd->parsed()) return runServe(g, serve);
+  if (deployCmd->parsed()) return runDeploy(g, deploy);
+  if (lsCmd->parsed()) return runList(g, project);
+  if (inspectCmd->parsed()) return runInspect(g, what);
+  if (promoteCmd->parsed()) return runPromote(g, id);
+  if (rollbackCmd->parsed()) return runRollback(g, project);
+  if (rmCmd->parsed()) return runRemove(g, id);
+  if (projectsCmd->parsed()) return runProjects(g);
+  if (aliasSet->parsed()) return runAliasSet(g, host, id);
+  if (aliasLs->parsed()) return runAliasList(g);
+  if (aliasRm->parsed()) return runAliasRemove(g, host);
+  if (tokenCreate->parsed()) return runTokenCreate(g, tokenName);
+  if (tokenLs->parsed()) return runTokenList(g);
+  if (tokenRevoke->parsed()) return runTokenRevoke(g, id);
+  return 2;
+}

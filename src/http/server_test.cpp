@@ -1,0 +1,123 @@
+#include "http/server.h"
+
+#include <boost/asio/io_context.hpp>
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "http/client.h"
+
+namespace nimbus::http {
+namespace {
+
+class EchoHandler final : public Handler {
+ public:
+  boost::asio::awaitable<void> serve(Exchange* ex) override {
+    if (ex->method() == "POST") {
+      auto body = co_await ex->readBody(ex->target() == "/big" ? 1 << 20 : 16);
+      if (!body) {
+        co_await sendError(ex, 413, "PAYLOAD_TOO_LARGE", body.error().message);
+        co_return;
+      }
+      std::string reply = "got:" + *body;
+      co_await ex->respond(200, "text/plain", reply);
+      co_return;
+    }
+    std::string reply = std::string(ex->target()) + " host=" + ex->host();
+    co_await ex->respond(200, "text/plain", reply);
+  }
+};
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto server = Server::create({"test", "127.0.0.1:0", {}}, {&ioc_}, &handler_, nullptr);
+    ASSERT_TRUE(server.ok()) << server.error().message;
+    server_ = std::move(*server);
+    server_->start();
+    thread_ = std::thread([this] { ioc_.run(); });
+    auto client = Client::create("http://" + server_->boundAddress());
+    ASSERT_TRUE(client.ok());
+    client_ = std::move(*client);
+  }
+  void TearDown() override {
+    ioc_.stop();
+    thread_.join();
+  }
+
+  boost::asio::io_context ioc_;
+  EchoHandler handler_;
+  std::unique_ptr<Server> server_;
+  std::unique_ptr<Client> client_;
+  std::thread thread_;
+};
+
+TEST_F(ServerTest, AnswersWithRequestIdAndKeepsConnectionAlive) {
+  auto a = client_->request("GET", "/a?x=1", {{"host", "Example.COM:80"}}, "");
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  EXPECT_EQ(a->status, 200);
+  EXPECT_EQ(a->body, "/a?x=1 host=example.com");
+  EXPECT_EQ(a->header("x-nimbus-id").size(), 20u);
+  auto b = client_->request("GET", "/b", {}, "");
+  ASSERT_TRUE(b.ok());
+  EXPECT_NE(a->header("x-nimbus-id"), b->header("x-nimbus-id"));
+}
+
+TEST_F(ServerTest, RejectsOversizedHeadersWith431) {
+  auto r = client_->request("GET", "/", {{"x-big", std::string(40000, 'a')}}, "");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->status, 431);
+  EXPECT_EQ(r->header("x-nimbus-error"), "REQUEST_HEADER_TOO_LARGE");
+}
+
+TEST_F(ServerTest, RejectsLongUrlsWith414) {
+  auto r = client_->request("GET", "/" + std::string(9000, 'a'), {}, "");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->status, 414);
+}
+
+TEST_F(ServerTest, EnforcesHandlerBodyLimit) {
+  auto ok = client_->request("POST", "/", {}, "small");
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(ok->body, "got:small");
+  auto big = client_->request("POST", "/", {}, std::string(100, 'x'));
+  ASSERT_TRUE(big.ok()) << big.error().message;
+  EXPECT_EQ(big->status, 413);
+}
+
+TEST_F(ServerTest, ReadsBodiesLargerThanTheFirstPacket) {
+  for (size_t size : {80u, 5000u, 200000u}) {
+    std::string body(size, 'b');
+    auto r = client_->request("POST", "/big", {}, body);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->body, "got:" + body) << size;
+  }
+}
+
+TEST(RenderErrorBody, NegotiatesJsonHtmlAndText) {
+  std::string type;
+  auto json = renderErrorBody(404, "NOT_FOUND", "no \"x\"", "id1", "application/json", &type);
+  EXPECT_EQ(type, "application/json; charset=utf-8");
+  EXPECT_NE(json.find("\"code\":\"NOT_FOUND\""), std::string::npos);
+  EXPECT_NE(json.find("no \\\"x\\\""), std::string::npos);
+  auto html = renderErrorBody(404, "NOT_FOUND", "<b>", "id1", "text/html", &type);
+  EXPECT_NE(html.find("&lt;b&gt;"), std::string::npos);
+  auto text = renderErrorBody(404, "NOT_FOUND", "gone", "id1", "*/*", &type);
+  EXPECT_EQ(type, "text/plain; charset=utf-8");
+  EXPECT_NE(text.find("NOT_FOUND"), std::string::npos);
+}
+
+TEST(ParseHostPort, AcceptsV4V6AndRejectsGarbage) {
+  auto a = parseHostPort("127.0.0.1:3000");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->first, "127.0.0.1");
+  EXPECT_EQ(a->second, 3000);
+  auto b = parseHostPort("[::1]:0");
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->first, "::1");
+  EXPECT_FALSE(parseHostPort("localhost").ok());
+  EXPECT_FALSE(parseHostPort("1.2.3.4:99999").ok());
+}
+
+}  // namespace
+}  // namespace nimbus::http
