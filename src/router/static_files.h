@@ -20,11 +20,11 @@ enum class Encoding { Identity, Gzip, Brotli };
 std::string_view encodingToken(Encoding e);  // "", "gzip", "br"
 
 struct StaticRequest {
-  std::string_view method;
-  std::string_view ifNoneMatch;
-  std::string_view ifRange;
-  std::string_view range;
-  std::string_view acceptEncoding;
+  std::string_view method = {};
+  std::string_view ifNoneMatch = {};
+  std::string_view ifRange = {};
+  std::string_view range = {};
+  std::string_view acceptEncoding = {};
 };
 
 struct StaticFileFacts {
