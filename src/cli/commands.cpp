@@ -16,6 +16,7 @@
 #include "http/client.h"
 #include "output/build_output.h"
 #include "output/manifest.h"
+#include "store/store.h"
 
 namespace nimbus::cli {
 
@@ -199,12 +200,26 @@ int runDeploy(const GlobalOptions& g, const DeployOptions& o) {
   }
   std::vector<output::Problem> problems;
   bool tty = ::isatty(STDERR_FILENO) == 1;
+  // The project name is checked with the directory, so every problem shows up at once and
+  // nothing is uploaded for a deploy the server would refuse.
+  std::optional<output::Problem> nameProblem;
+  if (!store::isValidProjectName(project)) {
+    nameProblem = output::Problem{
+        "--project",
+        fmt::format("'{}' is not a valid project name: use 1-48 characters from a-z, 0-9 and "
+                    "'-', not starting or ending with '-' (it becomes part of the host name)",
+                    project)};
+  }
   auto scanned = output::scanOutputDir(o.dir, &problems, [&](size_t done, size_t total, uint64_t) {
     if (tty && (done == total || done % 64 == 0)) {
       fmt::print(stderr, "\rHashing {}/{} files", done, total);
       if (done == total) fmt::print(stderr, "\n");
     }
   });
+  if (nameProblem) {
+    problems.insert(problems.begin(), *nameProblem);
+    if (scanned) scanned = makeError(ErrorKind::Invalid, "invalid project name");
+  }
   if (!scanned) {
     if (problems.empty()) return fail(scanned.error().message);
     fmt::print(stderr, "error: {} cannot be deployed; {} problem(s) found:\n", o.dir, problems.size());

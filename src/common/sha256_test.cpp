@@ -4,6 +4,8 @@
 
 #include "common/random.h"
 
+#include <set>
+
 namespace nimbus {
 
 TEST(Sha256, HashesKnownVector) {
@@ -35,6 +37,17 @@ TEST(RandomId, UsesDnsSafeAlphabet) {
   for (char c : id) EXPECT_TRUE((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'));
   EXPECT_NE(randomId(12), randomId(12));
   EXPECT_EQ(randomToken().rfind("nmb_", 0), 0u);
+}
+
+TEST(FastId, GivesDistinctDnsSafeIds) {
+  std::set<std::string> seen;
+  for (int i = 0; i < 1000; ++i) {
+    auto id = fastId();
+    ASSERT_EQ(id.size(), 20u);
+    for (char c : id) ASSERT_TRUE((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'));
+    seen.insert(id);
+  }
+  EXPECT_EQ(seen.size(), 1000u);
 }
 
 }  // namespace nimbus

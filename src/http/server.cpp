@@ -2,12 +2,13 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -15,6 +16,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <sys/sendfile.h>
 #include <sys/time.h>
 
 #include <sys/socket.h>
@@ -145,10 +147,45 @@ void appendHtmlEscaped(std::string& out, std::string_view s) {
 }  // namespace
 
 // ---------------------------------------------------------------------------------------
+// Connection: a socket and its deadline. Each operation moves the deadline (a plain store,
+// no timer syscall); one watchdog timer per connection wakes at the deadline it last saw,
+// re-arms if the deadline moved on, and cancels the socket's operations once it passed.
+
+struct Connection {
+  explicit Connection(tcp::socket s) : socket(std::move(s)), watchdog(socket.get_executor()) {}
+  void expiresAfter(std::chrono::steady_clock::duration d) {
+    deadline = std::chrono::steady_clock::now() + d;
+  }
+  tcp::socket socket;
+  asio::steady_timer watchdog;
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  bool closed = false;
+  bool timedOut = false;
+};
+
+namespace {
+
+asio::awaitable<void> watchConnection(std::shared_ptr<Connection> c) {
+  for (;;) {
+    if (c->closed) co_return;
+    if (c->deadline <= std::chrono::steady_clock::now()) {
+      c->timedOut = true;
+      boost::system::error_code ignored;
+      c->socket.cancel(ignored);
+      co_return;
+    }
+    c->watchdog.expires_at(c->deadline);
+    co_await c->watchdog.async_wait(kTuple);
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
 // Exchange
 
 struct Exchange::Impl {
-  beast::tcp_stream* stream = nullptr;
+  Connection* conn = nullptr;
   beast::flat_buffer* buffer = nullptr;
   bhttp::request_parser<bhttp::buffer_body>* parser = nullptr;
   const Limits* limits = nullptr;
@@ -212,8 +249,8 @@ asio::awaitable<Result<uint64_t>> Exchange::readBodyTo(BodySink* sink, uint64_t 
   if (!s.continueSent && iequals(header("expect"), "100-continue")) {
     s.continueSent = true;
     static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-    s.stream->expires_after(s.limits->ioTimeout);
-    auto [ec, n] = co_await asio::async_write(*s.stream, asio::buffer(kContinue), kTuple);
+    s.conn->expiresAfter(s.limits->ioTimeout);
+    auto [ec, n] = co_await asio::async_write(s.conn->socket, asio::buffer(kContinue), kTuple);
     if (ec) {
       s.failed = true;
       co_return makeError(ErrorKind::Io, "writing 100-continue: " + ec.message());
@@ -224,8 +261,8 @@ asio::awaitable<Result<uint64_t>> Exchange::readBodyTo(BodySink* sink, uint64_t 
   while (!parser.is_done()) {
     parser.get().body().data = chunk.data();
     parser.get().body().size = chunk.size();
-    s.stream->expires_after(s.limits->ioTimeout);
-    auto [ec, n] = co_await bhttp::async_read(*s.stream, *s.buffer, parser, kTuple);
+    s.conn->expiresAfter(s.limits->ioTimeout);
+    auto [ec, n] = co_await bhttp::async_read(s.conn->socket, *s.buffer, parser, kTuple);
     if (ec == bhttp::error::need_buffer) ec = {};
     if (ec) {
       s.failed = true;
@@ -336,8 +373,8 @@ asio::awaitable<void> Exchange::send(std::string_view body) {
   bool withBody = !s.isHead && s.status != 304 && s.status != 204;
   std::array<asio::const_buffer, 2> bufs{asio::buffer(s.head),
                                          asio::buffer(body.data(), withBody ? body.size() : 0)};
-  s.stream->expires_after(s.limits->ioTimeout);
-  auto [ec, n] = co_await asio::async_write(*s.stream, bufs, kTuple);
+  s.conn->expiresAfter(s.limits->ioTimeout);
+  auto [ec, n] = co_await asio::async_write(s.conn->socket, bufs, kTuple);
   if (ec) {
     s.failed = true;
     co_return;
@@ -350,8 +387,8 @@ asio::awaitable<void> Exchange::sendStream(uint64_t length, ChunkSource* source)
   NIMBUS_CHECK(s.started && !s.sent);
   s.sent = true;
   finishHead(s, length);
-  s.stream->expires_after(s.limits->ioTimeout);
-  auto [ec, n] = co_await asio::async_write(*s.stream, asio::buffer(s.head), kTuple);
+  s.conn->expiresAfter(s.limits->ioTimeout);
+  auto [ec, n] = co_await asio::async_write(s.conn->socket, asio::buffer(s.head), kTuple);
   if (ec) {
     s.failed = true;
     co_return;
@@ -367,14 +404,71 @@ asio::awaitable<void> Exchange::sendStream(uint64_t length, ChunkSource* source)
       s.failed = true;
       co_return;
     }
-    s.stream->expires_after(s.limits->ioTimeout);
-    auto [wec, wn] = co_await asio::async_write(*s.stream, asio::buffer(*chunk), kTuple);
+    s.conn->expiresAfter(s.limits->ioTimeout);
+    auto [wec, wn] = co_await asio::async_write(s.conn->socket, asio::buffer(*chunk), kTuple);
     if (wec) {
       s.failed = true;
       co_return;
     }
     sent += wn;
     s.bytesSent = sent;
+  }
+}
+
+asio::awaitable<void> Exchange::sendFile(int fd, uint64_t offset, uint64_t length) {
+  Impl& s = *impl_;
+  NIMBUS_CHECK(s.started && !s.sent);
+  s.sent = true;
+  finishHead(s, length);
+  bool withBody = !s.isHead && s.status != 304 && s.status != 204 && length > 0;
+  int sock = s.conn->socket.native_handle();
+  // The head goes out with MSG_MORE so it shares a segment with the first file bytes.
+  size_t headSent = 0;
+  for (;;) {
+    ssize_t n = ::send(sock, s.head.data() + headSent, s.head.size() - headSent,
+                       MSG_NOSIGNAL | (withBody ? MSG_MORE : 0));
+    if (n > 0) {
+      headSent += static_cast<size_t>(n);
+      if (headSent == s.head.size()) break;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      s.conn->expiresAfter(s.limits->ioTimeout);
+      auto [ec] = co_await s.conn->socket.async_wait(tcp::socket::wait_write, kTuple);
+      if (ec) {
+        s.failed = true;
+        co_return;
+      }
+      continue;
+    }
+    s.failed = true;
+    co_return;
+  }
+  if (!withBody) co_return;
+  off_t pos = static_cast<off_t>(offset);
+  uint64_t remaining = length;
+  while (remaining > 0) {
+    ssize_t n = ::sendfile(sock, fd, &pos, std::min<uint64_t>(remaining, 4u << 20));
+    if (n > 0) {
+      remaining -= static_cast<uint64_t>(n);
+      s.bytesSent += static_cast<uint64_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      s.conn->expiresAfter(s.limits->ioTimeout);
+      auto [ec] = co_await s.conn->socket.async_wait(tcp::socket::wait_write, kTuple);
+      if (ec) {
+        s.failed = true;
+        co_return;
+      }
+      continue;
+    }
+    // n == 0: the file is shorter than promised; the client must not take a short body.
+    if (n == 0) spdlog::warn("request {}: file ended {} bytes early", s.requestId, remaining);
+    s.failed = true;
+    co_return;
   }
 }
 
@@ -712,41 +806,46 @@ class BeastServer final : public Server {
   }
 
   static asio::awaitable<void> session(BeastServer* self, tcp::socket socket) {
-    beast::tcp_stream stream(std::move(socket));
+    auto conn = std::make_shared<Connection>(std::move(socket));
     beast::flat_buffer buffer;
     const Limits& limits = self->options_.limits;
     std::string remote;
     {
       boost::system::error_code ec;
-      auto ep = stream.socket().remote_endpoint(ec);
+      auto ep = conn->socket.remote_endpoint(ec);
       if (!ec) remote = ep.address().to_string();
     }
+    conn->expiresAfter(limits.headerTimeout);
+    asio::co_spawn(conn->socket.get_executor(), watchConnection(conn), asio::detached);
     bool first = true;
     for (;;) {
       bhttp::request_parser<bhttp::buffer_body> parser;
       parser.header_limit(static_cast<std::uint32_t>(limits.maxHeaderBytes));
       parser.body_limit(boost::none);  // handlers enforce their own limits
-      stream.expires_after(first ? limits.headerTimeout : limits.idleTimeout);
+      if (!first) conn->expiresAfter(limits.idleTimeout);
       first = false;
-      auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, kTuple);
+      auto [ec, n] = co_await bhttp::async_read_header(conn->socket, buffer, parser, kTuple);
       int64_t startUs = monotonicUs();
 
       Exchange::Impl impl;
-      impl.stream = &stream;
+      impl.conn = conn.get();
       impl.buffer = &buffer;
       impl.parser = &parser;
       impl.limits = &limits;
       impl.remote = remote;
-      impl.requestId = randomId(20);
+      impl.requestId = fastId();
 
       if (ec) {
+        if (conn->timedOut && buffer.size() > 0) {
+          // Best effort: the client stalled mid-head; tell it why before closing.
+          static constexpr std::string_view k408 =
+              "HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
+          ::send(conn->socket.native_handle(), k408.data(), k408.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+          break;
+        }
         if (ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
-            ec == beast::error::timeout || ec == asio::error::connection_reset ||
-            ec == asio::error::operation_aborted) {
-          if (ec == beast::error::timeout && buffer.size() > 0) {
-            co_await respondEarly(&impl, 408, "REQUEST_TIMEOUT",
-                                  "the request head did not arrive in time");
-          }
+            ec == asio::error::connection_reset || ec == asio::error::operation_aborted ||
+            conn->timedOut) {
           break;
         }
         if (ec == bhttp::error::header_limit) {
@@ -784,7 +883,7 @@ class BeastServer final : public Server {
         }
       }
       self->log(impl, startUs);
-      if (impl.failed || impl.closeAfter) break;
+      if (impl.failed || impl.closeAfter || conn->timedOut) break;
       if (!parser.is_done()) {
         // The handler left a body unread: skip it when small, else close.
         auto cl = parser.content_length();
@@ -793,9 +892,11 @@ class BeastServer final : public Server {
         if (!r || impl.failed) break;
       }
     }
+    conn->closed = true;
     boost::system::error_code ignored;
-    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream.socket().close(ignored);
+    conn->watchdog.cancel();
+    conn->socket.shutdown(tcp::socket::shutdown_send, ignored);
+    conn->socket.close(ignored);
   }
 
   void log(const Exchange::Impl& impl, int64_t startUs) {

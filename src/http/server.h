@@ -92,6 +92,11 @@ class Exchange {
   // outlive the call) produces (no body for HEAD requests).
   boost::asio::awaitable<void> sendStream(uint64_t length, ChunkSource* source);
 
+  // Sends the head with content-length `length`, then `length` bytes of file `fd` from
+  // `offset` with sendfile(2) (no body for HEAD). The caller keeps `fd` open until the
+  // call completes.
+  boost::asio::awaitable<void> sendFile(int fd, uint64_t offset, uint64_t length);
+
   // Convenience: a complete response with a content type.
   boost::asio::awaitable<void> respond(int status, std::string_view contentType,
                                        std::string_view body);

@@ -138,6 +138,35 @@ asio::awaitable<void> Router::serve(http::Exchange* ex) {
   co_await serveStatic(ex, file, resolved->kind, *out);
 }
 
+Router::OpenFile::~OpenFile() {
+  if (fd >= 0) ::close(fd);
+}
+
+std::shared_ptr<Router::OpenFile> Router::openBlob(const std::string& hash) {
+  constexpr size_t kMaxOpenFiles = 256;
+  {
+    std::lock_guard lock(filesMu_);
+    if (auto it = files_.find(hash); it != files_.end()) {
+      filesLru_.splice(filesLru_.begin(), filesLru_, it->second.second);
+      return it->second.first;
+    }
+  }
+  auto path = content_->localPath(hash);
+  if (!path) return nullptr;
+  auto file = std::make_shared<OpenFile>();
+  file->fd = ::open(path->c_str(), O_RDONLY | O_CLOEXEC);
+  if (file->fd < 0) return nullptr;
+  std::lock_guard lock(filesMu_);
+  if (auto it = files_.find(hash); it != files_.end()) return it->second.first;
+  while (files_.size() >= kMaxOpenFiles) {
+    files_.erase(filesLru_.back());
+    filesLru_.pop_back();
+  }
+  filesLru_.push_front(hash);
+  files_.emplace(hash, std::make_pair(file, filesLru_.begin()));
+  return file;
+}
+
 Result<ByteCache::Bytes> Router::fileBytes(const output::StaticFile& file) {
   if (auto hit = cache_.get(file.hash)) return hit;
   auto bytes = content_->read(file.hash);
@@ -205,8 +234,16 @@ asio::awaitable<void> Router::serveStatic(http::Exchange* ex, const output::Stat
     co_return;
   }
 
+  // Large identity bodies go out with sendfile from the blob file; the rest from memory
+  // (compressed variants always from memory).
+  std::shared_ptr<OpenFile> open;
+  if ((d.status == 200 || d.status == 206) && file->size >= options_.sendfileMinBytes &&
+      (d.encoding == Encoding::Identity || file->size > options_.cacheBytes / 4)) {
+    open = openBlob(file->hash);
+    if (open) d.encoding = Encoding::Identity;
+  }
   // Memory-cached bytes for everything that fits; bigger files stream from disk.
-  bool cached = file->size <= options_.cacheBytes / 4;
+  bool cached = !open && file->size <= options_.cacheBytes / 4;
   ByteCache::Bytes identity;
   ByteCache::Bytes body;
   if (cached && d.status != 304 && d.status != 416) {
@@ -228,7 +265,7 @@ asio::awaitable<void> Router::serveStatic(http::Exchange* ex, const output::Stat
         d.encoding = Encoding::Identity;
       }
     }
-  } else if (!cached) {
+  } else if (!cached && !open) {
     d.encoding = Encoding::Identity;
   }
 
@@ -252,6 +289,10 @@ asio::awaitable<void> Router::serveStatic(http::Exchange* ex, const output::Stat
   if (d.status == 206) {
     ex->addHeader("content-range",
                   fmt::format("bytes {}-{}/{}", d.offset, d.offset + d.length - 1, file->size));
+  }
+  if (open) {
+    co_await ex->sendFile(open->fd, d.status == 206 ? d.offset : 0, d.status == 206 ? d.length : file->size);
+    co_return;
   }
   if (cached) {
     std::string_view view(*body);

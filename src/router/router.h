@@ -7,7 +7,9 @@
 // snapshot swapped whole by refresh(); the caches are internally synchronised.
 #include <atomic>
 #include <condition_variable>
+#include <list>
 #include <map>
+#include <unordered_map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -24,6 +26,8 @@ namespace nimbus::router {
 
 struct RouterOptions {
   std::string domain = "localhost";
+  // Identity bodies at least this large go out with sendfile(2) from the blob file.
+  uint64_t sendfileMinBytes = 32 * 1024;
   size_t cacheBytes = 256 * 1024 * 1024;   // file bytes and compressed variants in memory
   std::chrono::milliseconds pollInterval{1000};  // store routing-version poll; 0 disables
 };
@@ -49,6 +53,12 @@ class Router final : public http::Handler {
   Result<ByteCache::Bytes> encodedBytes(const output::StaticFile& file, Encoding e,
                                         const ByteCache::Bytes& identity);
   void pollLoop();
+  // An open descriptor of a blob file, shared by concurrent responses.
+  struct OpenFile {
+    int fd = -1;
+    ~OpenFile();
+  };
+  std::shared_ptr<OpenFile> openBlob(const std::string& hash);
 
   RouterOptions options_;
   store::Store* store_;
@@ -58,6 +68,9 @@ class Router final : public http::Handler {
   std::mutex outputsMu_;
   std::map<std::string, OutputPtr, std::less<>> outputs_;  // by manifest hash
   ByteCache cache_;
+  std::mutex filesMu_;
+  std::list<std::string> filesLru_;  // front = most recent
+  std::unordered_map<std::string, std::pair<std::shared_ptr<OpenFile>, std::list<std::string>::iterator>> files_;
 
   std::mutex pollMu_;
   std::condition_variable pollCv_;
