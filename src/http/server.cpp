@@ -201,6 +201,8 @@ struct Exchange::Impl {
   bool continueSent = false;
   uint64_t bytesSent = 0;
   bool isHead = false;
+  bool chunked = false;       // startBody without a length
+  uint64_t bodyRead = 0;      // readBodySome total
 };
 
 std::string_view Exchange::method() const { return impl_->parser->get().method_string(); }
@@ -310,6 +312,107 @@ asio::awaitable<Result<std::string>> Exchange::readBody(uint64_t limit) {
   Result<uint64_t> r = co_await readBodyTo(&sink, limit);
   Result<std::string> out = r ? Result<std::string>(std::move(sink.bytes)) : Result<std::string>(r.error());
   co_return out;
+}
+
+namespace {
+void finishHead(Exchange::Impl& s, uint64_t length);
+}  // namespace
+
+asio::awaitable<Result<size_t>> Exchange::readBodySome(char* buf, size_t size, uint64_t limit) {
+  Impl& s = *impl_;
+  auto& parser = *s.parser;
+  if (parser.is_done()) co_return size_t{0};
+  if (auto cl = parser.content_length(); cl && *cl > limit) {
+    s.closeAfter = true;
+    co_return makeError(ErrorKind::TooLarge,
+                        fmt::format("request body of {} bytes exceeds the limit of {} bytes",
+                                    *cl, limit));
+  }
+  if (!s.continueSent && iequals(header("expect"), "100-continue")) {
+    s.continueSent = true;
+    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    s.conn->expiresAfter(s.limits->ioTimeout);
+    auto [ec, n] = co_await asio::async_write(s.conn->socket, asio::buffer(kContinue), kTuple);
+    if (ec) {
+      s.failed = true;
+      co_return makeError(ErrorKind::Io, "writing 100-continue: " + ec.message());
+    }
+  }
+  for (;;) {
+    parser.get().body().data = buf;
+    parser.get().body().size = size;
+    s.conn->expiresAfter(s.limits->ioTimeout);
+    auto [ec, n] = co_await bhttp::async_read_some(s.conn->socket, *s.buffer, parser, kTuple);
+    if (ec == bhttp::error::need_buffer) ec = {};
+    if (ec) {
+      s.failed = true;
+      co_return makeError(ErrorKind::Io, "reading request body: " + ec.message());
+    }
+    size_t got = size - parser.get().body().size;
+    s.bodyRead += got;
+    if (s.bodyRead > limit) {
+      s.closeAfter = true;
+      co_return makeError(ErrorKind::TooLarge,
+                          fmt::format("request body exceeds the limit of {} bytes", limit));
+    }
+    if (got > 0 || parser.is_done()) co_return got;
+  }
+}
+
+asio::awaitable<bool> Exchange::startBody(std::optional<uint64_t> length) {
+  Impl& s = *impl_;
+  NIMBUS_CHECK(s.started && !s.sent);
+  s.sent = true;
+  bool noBodyStatus = s.status == 304 || s.status == 204 || (s.status >= 100 && s.status < 200);
+  if (length || noBodyStatus || s.isHead) {
+    finishHead(s, length.value_or(0));
+  } else {
+    bool keepAlive = !s.closeAfter && s.parser->get().keep_alive();
+    if (!keepAlive) s.closeAfter = true;
+    s.chunked = true;
+    s.head += "transfer-encoding: chunked\r\n";
+    if (!keepAlive) s.head += "connection: close\r\n";
+    s.head += "\r\n";
+  }
+  s.conn->expiresAfter(s.limits->ioTimeout);
+  auto [ec, n] = co_await asio::async_write(s.conn->socket, asio::buffer(s.head), kTuple);
+  if (ec) s.failed = true;
+  co_return !s.failed;
+}
+
+asio::awaitable<bool> Exchange::writeBody(std::string_view data) {
+  Impl& s = *impl_;
+  NIMBUS_CHECK(s.sent);
+  if (s.failed) co_return false;
+  if (data.empty() || s.isHead || s.status == 304 || s.status == 204) co_return true;
+  s.conn->expiresAfter(s.limits->ioTimeout);
+  if (s.chunked) {
+    char sizeLine[24];
+    int len = std::snprintf(sizeLine, sizeof sizeLine, "%zx\r\n", data.size());
+    std::array<asio::const_buffer, 3> bufs{asio::buffer(sizeLine, static_cast<size_t>(len)),
+                                           asio::buffer(data.data(), data.size()),
+                                           asio::buffer("\r\n", 2)};
+    auto [ec, n] = co_await asio::async_write(s.conn->socket, bufs, kTuple);
+    if (ec) s.failed = true;
+  } else {
+    auto [ec, n] = co_await asio::async_write(s.conn->socket, asio::buffer(data.data(), data.size()), kTuple);
+    if (ec) s.failed = true;
+  }
+  if (!s.failed) s.bytesSent += data.size();
+  co_return !s.failed;
+}
+
+asio::awaitable<bool> Exchange::endBody() {
+  Impl& s = *impl_;
+  NIMBUS_CHECK(s.sent);
+  if (s.failed) co_return false;
+  if (s.chunked && !s.isHead) {
+    static constexpr std::string_view kLast = "0\r\n\r\n";
+    s.conn->expiresAfter(s.limits->ioTimeout);
+    auto [ec, n] = co_await asio::async_write(s.conn->socket, asio::buffer(kLast), kTuple);
+    if (ec) s.failed = true;
+  }
+  co_return !s.failed;
 }
 
 asio::awaitable<Result<uint64_t>> Exchange::discardBody(uint64_t limit) {

@@ -72,6 +72,9 @@ class Exchange {
   // Streams the body to `sink` (which must outlive the call) in chunks; returns the byte
   // count.
   boost::asio::awaitable<Result<uint64_t>> readBodyTo(BodySink* sink, uint64_t limit);
+  // Pull-style body reading: reads the next piece of the body into `buf` (at most `size`
+  // bytes); 0 means the body is complete. Errors: TooLarge past `limit` in total, Io.
+  boost::asio::awaitable<Result<size_t>> readBodySome(char* buf, size_t size, uint64_t limit);
   // Reads and discards the body.
   boost::asio::awaitable<Result<uint64_t>> discardBody(uint64_t limit);
 
@@ -96,6 +99,14 @@ class Exchange {
   // `offset` with sendfile(2) (no body for HEAD). The caller keeps `fd` open until the
   // call completes.
   boost::asio::awaitable<void> sendFile(int fd, uint64_t offset, uint64_t length);
+
+  // Incremental response body (proxying, streaming functions): after beginResponse and
+  // addHeader, startBody sends the head — with content-length when `length` is given,
+  // else with chunked transfer-encoding — then writeBody as often as needed and endBody
+  // once. Each returns false when the client is gone (stop producing then).
+  boost::asio::awaitable<bool> startBody(std::optional<uint64_t> length);
+  boost::asio::awaitable<bool> writeBody(std::string_view data);
+  boost::asio::awaitable<bool> endBody();
 
   // Convenience: a complete response with a content type.
   boost::asio::awaitable<void> respond(int status, std::string_view contentType,

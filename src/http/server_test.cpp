@@ -13,13 +13,36 @@ namespace {
 class EchoHandler final : public Handler {
  public:
   boost::asio::awaitable<void> serve(Exchange* ex) override {
-    if (ex->method() == "POST") {
+    if (ex->method() == "POST" && ex->target() != "/pull") {
       auto body = co_await ex->readBody(ex->target() == "/big" ? 1 << 20 : 16);
       if (!body) {
         co_await sendError(ex, 413, "PAYLOAD_TOO_LARGE", body.error().message);
         co_return;
       }
       std::string reply = "got:" + *body;
+      co_await ex->respond(200, "text/plain", reply);
+      co_return;
+    }
+    if (ex->target() == "/chunked") {
+      ex->beginResponse(200);
+      ex->addHeader("content-type", "text/plain");
+      if (!co_await ex->startBody(std::nullopt)) co_return;
+      std::string_view parts[] = {"one ", "two ", "three"};
+      for (auto part : parts) {
+        if (!co_await ex->writeBody(part)) co_return;
+      }
+      co_await ex->endBody();
+      co_return;
+    }
+    if (ex->target() == "/pull") {
+      std::string got;
+      char buf[7];
+      for (;;) {
+        auto n = co_await ex->readBodySome(buf, sizeof buf, 1 << 20);
+        if (!n || *n == 0) break;
+        got.append(buf, *n);
+      }
+      std::string reply = "pulled:" + got;
       co_await ex->respond(200, "text/plain", reply);
       co_return;
     }
@@ -92,6 +115,20 @@ TEST_F(ServerTest, ReadsBodiesLargerThanTheFirstPacket) {
     ASSERT_TRUE(r.ok()) << r.error().message;
     EXPECT_EQ(r->body, "got:" + body) << size;
   }
+}
+
+TEST_F(ServerTest, StreamsChunkedResponsesAndPullsBodies) {
+  auto r = client_->request("GET", "/chunked", {}, "");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->body, "one two three");
+  EXPECT_EQ(r->header("transfer-encoding"), "chunked");
+  std::string body(10000, 'p');
+  auto p = client_->request("POST", "/pull", {}, body);
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_EQ(p->body, "pulled:" + body);
+  auto again = client_->request("GET", "/chunked", {}, "");  // same connection still usable
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->body, "one two three");
 }
 
 TEST(RenderErrorBody, NegotiatesJsonHtmlAndText) {
