@@ -117,9 +117,18 @@ int main(int argc, char** argv) {
   auto* tokenRevoke = tokenCmd->add_subcommand("revoke", "Revoke a token");
   tokenRevoke->add_option("id", id, "Token id (tok_...)")->required();
 
+  constexpr const char* kGlobalNote =
+      "\nGlobal options (--api, --token, --data, --json) may follow the command; see "
+      "`nimbus --help`.";
   for (auto* sub : app.get_subcommands({})) {
     sub->fallthrough();
-    for (auto* inner : sub->get_subcommands({})) inner->fallthrough();
+    sub->footer(sub->get_footer().empty() || sub->get_footer() == kFooter
+                    ? std::string(kGlobalNote)
+                    : sub->get_footer() + "\n" + kGlobalNote);
+    for (auto* inner : sub->get_subcommands({})) {
+      inner->fallthrough();
+      inner->footer(kGlobalNote);
+    }
   }
 
   try {

@@ -1,6 +1,7 @@
 """Deployment lifecycle through the CLI: deploy, ls, inspect, promote, rollback, rm,
 projects, aliases, upload de-duplication, restart persistence; the router follows every
 change without a restart."""
+import http.client
 import os
 import re
 import unittest
@@ -339,6 +340,33 @@ class Deployments(ServerTestCase, unittest.TestCase):
         self.assertEqual(status, 404)
 
     # ------------------------------------------------------------------ persistence
+    def test_request_under_way_finishes_on_its_deployment(self):
+        # A download that started before a promote keeps the old deployment's bytes to the
+        # end; the next request gets the new production.
+        size = 8 * 1024 * 1024
+        old = bytes((i * 7) % 251 for i in range(256)) * (size // 256)
+        new = bytes((i * 13) % 251 for i in range(256)) * (size // 256)
+        a = self.n.deploy(self.build("a", 1, {"static/big.bin": old}), "inflight", prod=True)
+        b = self.n.deploy(self.build("b", 2, {"static/big.bin": new}), "inflight")
+        self.assert_serves(prod_host("inflight"), 1)
+        conn = http.client.HTTPConnection("127.0.0.1", self.n.router_port, timeout=30)
+        try:
+            conn.request("GET", "/big.bin", headers={"Host": prod_host("inflight")})
+            resp = conn.getresponse()
+            self.assertEqual(resp.status, 200)
+            first = resp.read(64 * 1024)  # the rest waits in socket buffers and the file
+            self.n.cli("promote", b["id"])
+            self.assert_serves(prod_host("inflight"), 2)
+            rest = resp.read()
+        finally:
+            conn.close()
+        self.assertEqual(len(first) + len(rest), size)
+        self.assertTrue(first + rest == old, "the download switched deployments mid-way")
+        status, _, body = self.n.get(prod_host("inflight"), "/big.bin")
+        self.assertEqual(status, 200)
+        self.assertTrue(body == new)
+        self.assertNotEqual(a["id"], b["id"])
+
     def test_restart_persistence(self):
         d1 = self.n.deploy(self.build("one", 1), "app", prod=True)
         d2 = self.n.deploy(self.build("two", 2), "app")
