@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -86,6 +87,9 @@ Result<std::string> ensureAdminToken(store::Store* store, const std::string& pat
 }  // namespace
 
 int runServe(const GlobalOptions& g, const ServeOptions& o) {
+  // A peer that closes mid-response must cost an EPIPE, not the process (sendfile(2) has
+  // no MSG_NOSIGNAL).
+  std::signal(SIGPIPE, SIG_IGN);
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
   const std::string data = std::filesystem::absolute(g.data).lexically_normal().string();
   if (auto r = makeDirs(data, 0700); !r) return fail(r.error().message);

@@ -3,6 +3,7 @@
 #include <boost/asio/io_context.hpp>
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <thread>
 
 #include "http/client.h"
@@ -54,6 +55,7 @@ class EchoHandler final : public Handler {
 class ServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    std::signal(SIGPIPE, SIG_IGN);  // as `nimbus serve` does
     auto server = Server::create({"test", "127.0.0.1:0", {}}, {&ioc_}, &handler_, nullptr);
     ASSERT_TRUE(server.ok()) << server.error().message;
     server_ = std::move(*server);

@@ -4,6 +4,8 @@ import gzip
 import http.client
 import json
 import os
+import socket
+import struct
 import unittest
 
 from nimbus_harness import (Nimbus, ServerTestCase, make_output, parse_raw_response, preview_host, prod_host,
@@ -341,6 +343,25 @@ class Http(unittest.TestCase):
         for line in lines:
             if line.strip():
                 json.loads(line)  # every line is one JSON document
+
+
+class ClientsThatLeaveEarly(ServerTestCase, unittest.TestCase):
+    def test_server_survives_clients_closing_mid_body(self):
+        # Large bodies go out with sendfile(2); a peer that closes must not take the server
+        # down (SIGPIPE) and must not disturb the next client.
+        big = bytes(range(256)) * (16 * 1024 * 4)  # 16 MiB
+        out = make_output(os.path.join(self.n.work, "big"), {"static/big.bin": big})
+        self.n.deploy(out, "early", prod=True)
+        for _ in range(20):
+            s = socket.create_connection(("127.0.0.1", self.n.router_port), timeout=10)
+            s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: early.localhost\r\n\r\n")
+            s.recv(4096)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()  # RST while the server is still sending
+        self.assertTrue(self.n.running(), "nimbus serve died:\n" + self.n.output_text())
+        status, _, body = self.n.get("early.localhost", "/big.bin")
+        self.assertEqual(status, 200)
+        self.assertTrue(body == big)
 
 
 class AccessLogToStdout(ServerTestCase, unittest.TestCase):
