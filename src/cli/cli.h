@@ -43,6 +43,16 @@ int runProjects(const GlobalOptions& g);
 int runAliasSet(const GlobalOptions& g, const std::string& host, const std::string& id);
 int runAliasList(const GlobalOptions& g);
 int runAliasRemove(const GlobalOptions& g, const std::string& host);
+struct UpstreamTlsOptions {
+  std::string project;
+  std::string caFile;
+  std::string certFile;
+  std::string keyFile;
+  bool noVerify = false;
+};
+int runUpstreamTlsSet(const GlobalOptions& g, const UpstreamTlsOptions& o);
+int runUpstreamTlsShow(const GlobalOptions& g, const std::string& project);
+int runUpstreamTlsRemove(const GlobalOptions& g, const std::string& project);
 int runTokenCreate(const GlobalOptions& g, const std::string& name);
 int runTokenList(const GlobalOptions& g);
 int runTokenRevoke(const GlobalOptions& g, const std::string& id);

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <set>
 
@@ -16,6 +17,7 @@
 #include "http/client.h"
 #include "output/build_output.h"
 #include "output/manifest.h"
+#include "routing/routing.h"
 #include "store/store.h"
 
 namespace nimbus::cli {
@@ -216,6 +218,15 @@ int runDeploy(const GlobalOptions& g, const DeployOptions& o) {
       if (done == total) fmt::print(stderr, "\n");
     }
   });
+  if (scanned) {
+    // Routes are compiled here too, so a bad regex is reported before anything uploads.
+    std::ifstream in(scanned->root + "/config.json", std::ios::binary);
+    std::string config((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (auto routes = routing::RouteTable::compile(config); !routes) {
+      problems.push_back(output::Problem{"config.json", routes.error().message});
+      scanned = makeError(ErrorKind::Invalid, "invalid routes");
+    }
+  }
   if (nameProblem) {
     problems.insert(problems.begin(), *nameProblem);
     if (scanned) scanned = makeError(ErrorKind::Invalid, "invalid project name");
@@ -506,6 +517,75 @@ int runAliasRemove(const GlobalOptions& g, const std::string& host) {
       return 0;
     }
     fmt::print("Removed alias {}\n", host);
+    return 0;
+  });
+}
+
+namespace {
+
+Result<std::string> readTextFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return makeError(ErrorKind::Io, fmt::format("cannot read {}", path));
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+void printUpstreamTls(const json::value& v) {
+  fmt::print("project:            {}\n", str(v, "project"));
+  fmt::print("custom CA:          {}\n", v.at("customCa").as_bool() ? "yes" : "no (system trust store)");
+  fmt::print("client certificate: {}\n", v.at("clientCertificate").as_bool() ? "yes (mTLS)" : "no");
+  fmt::print("verify upstream:    {}\n", v.at("verify").as_bool() ? "yes" : "NO (--no-verify)");
+}
+
+}  // namespace
+
+int runUpstreamTlsSet(const GlobalOptions& g, const UpstreamTlsOptions& o) {
+  if (o.caFile.empty() && o.certFile.empty() && !o.noVerify) {
+    return fail("nothing to set: pass --ca, --cert with --key, or --no-verify");
+  }
+  json::object body;
+  for (auto [key, path] : {std::pair{"ca", &o.caFile}, std::pair{"cert", &o.certFile},
+                           std::pair{"key", &o.keyFile}}) {
+    if (path->empty()) continue;
+    auto text = readTextFile(*path);
+    if (!text) return fail(text.error().message);
+    body[key] = *text;
+  }
+  body["verify"] = !o.noVerify;
+  return withApi(g, [&](Api& api) {
+    json::value b = body;
+    auto r = api.call("PUT", "/v1/projects/" + urlEncode(o.project) + "/upstream-tls", &b);
+    if (!r) return fail(r.error().message);
+    if (g.json) {
+      printJson(*r);
+      return 0;
+    }
+    printUpstreamTls(*r);
+    return 0;
+  });
+}
+
+int runUpstreamTlsShow(const GlobalOptions& g, const std::string& project) {
+  return withApi(g, [&](Api& api) {
+    auto r = api.call("GET", "/v1/projects/" + urlEncode(project) + "/upstream-tls");
+    if (!r) return fail(r.error().message);
+    if (g.json) {
+      printJson(*r);
+      return 0;
+    }
+    printUpstreamTls(*r);
+    return 0;
+  });
+}
+
+int runUpstreamTlsRemove(const GlobalOptions& g, const std::string& project) {
+  return withApi(g, [&](Api& api) {
+    auto r = api.call("DELETE", "/v1/projects/" + urlEncode(project) + "/upstream-tls");
+    if (!r) return fail(r.error().message);
+    if (g.json) {
+      printJson(*r);
+      return 0;
+    }
+    fmt::print("Removed upstream TLS settings of {}\n", project);
     return 0;
   });
 }

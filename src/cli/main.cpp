@@ -108,6 +108,27 @@ int main(int argc, char** argv) {
   auto* aliasRm = aliasCmd->add_subcommand("rm", "Remove an alias");
   aliasRm->add_option("host", host, "Host name")->required();
 
+  auto* tlsCmd = app.add_subcommand(
+      "upstream-tls",
+      "TLS for a project's HTTPS upstreams (routes whose dest is an https:// URL): CA and mTLS "
+      "client certificate");
+  tlsCmd->require_subcommand(1);
+  UpstreamTlsOptions tls;
+  auto* tlsSet = tlsCmd->add_subcommand("set", "Set the CA and/or client certificate for a project");
+  tlsSet->add_option("project", tls.project, "Project name")->required();
+  tlsSet->add_option("--ca", tls.caFile, "PEM file of the CA(s) that sign the upstream's certificate")
+      ->check(CLI::ExistingFile);
+  tlsSet->add_option("--cert", tls.certFile, "PEM client certificate (chain) for mTLS")
+      ->check(CLI::ExistingFile);
+  tlsSet->add_option("--key", tls.keyFile, "PEM private key of --cert (unencrypted)")
+      ->check(CLI::ExistingFile);
+  tlsSet->add_flag("--no-verify", tls.noVerify,
+                   "Accept any upstream certificate (testing only; traffic stays encrypted)");
+  auto* tlsShow = tlsCmd->add_subcommand("show", "Show what is configured (never the key)");
+  tlsShow->add_option("project", project, "Project name")->required();
+  auto* tlsRm = tlsCmd->add_subcommand("rm", "Remove the settings (back to the system trust store)");
+  tlsRm->add_option("project", project, "Project name")->required();
+
   auto* tokenCmd = app.add_subcommand("token", "API tokens");
   tokenCmd->require_subcommand(1);
   std::string tokenName = "cli";
@@ -149,6 +170,9 @@ int main(int argc, char** argv) {
   if (aliasSet->parsed()) return runAliasSet(g, host, id);
   if (aliasLs->parsed()) return runAliasList(g);
   if (aliasRm->parsed()) return runAliasRemove(g, host);
+  if (tlsSet->parsed()) return runUpstreamTlsSet(g, tls);
+  if (tlsShow->parsed()) return runUpstreamTlsShow(g, project);
+  if (tlsRm->parsed()) return runUpstreamTlsRemove(g, project);
   if (tokenCreate->parsed()) return runTokenCreate(g, tokenName);
   if (tokenLs->parsed()) return runTokenList(g);
   if (tokenRevoke->parsed()) return runTokenRevoke(g, id);

@@ -118,6 +118,7 @@ int runServe(const GlobalOptions& g, const ServeOptions& o) {
 
   router::RouterOptions routerOptions;
   routerOptions.domain = o.domain;
+  routerOptions.stateDir = data + "/run";
   router::Router router(routerOptions, store->get(), content->get());
   auto routerServer = http::Server::create({"router", o.listen, {}}, routerPtrs, &router,
                                            accessLog->get());

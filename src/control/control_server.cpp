@@ -10,9 +10,11 @@
 
 #include "common/random.h"
 #include "common/sha256.h"
+#include "control/pem_check.h"
 #include "output/build_output.h"
 #include "output/manifest.h"
 #include "router/host_table.h"
+#include "routing/routing.h"
 
 namespace nimbus::control {
 
@@ -439,6 +441,9 @@ ControlServer::Reply ControlServer::route(Call* call, const std::string& body) {
     out["projects"] = std::move(list);
     return Reply{200, std::move(out)};
   }
+  if (p.size() == 3 && p[0] == "projects" && p[2] == "upstream-tls") {
+    return upstreamTls(p[1], m, body);
+  }
   if (p.size() == 3 && p[0] == "projects" && p[2] == "rollback" && m == "POST") {
     if (!store_->findProject(p[1])) {
       return errorReply(404, "not_found",
@@ -532,6 +537,76 @@ json::object ControlServer::aliasJson(const store::Alias& a) const {
   return o;
 }
 
+namespace {
+
+json::object upstreamTlsJson(std::string_view project, const store::UpstreamTlsConfig& c) {
+  json::object o;
+  o["project"] = project;
+  o["customCa"] = !c.caPem.empty();
+  o["clientCertificate"] = !c.certPem.empty();
+  o["verify"] = c.verify;
+  o["updatedAt"] = c.updatedAtMs;
+  return o;
+}
+
+}  // namespace
+
+// The private key never leaves the server: GET reports what is configured, not the PEM.
+ControlServer::Reply ControlServer::upstreamTls(const std::string& project, const std::string& m,
+                                                const std::string& body) {
+  if (!store_->findProject(project)) {
+    return errorReply(404, "not_found",
+                      fmt::format("there is no project '{}'; `nimbus projects` lists them", project));
+  }
+  if (m == "GET") {
+    auto c = store_->upstreamTls(project);
+    if (!c) {
+      return errorReply(404, "not_found",
+                        fmt::format("project '{}' has no upstream TLS settings; HTTPS upstreams "
+                                    "are verified against the system trust store",
+                                    project));
+    }
+    return Reply{200, upstreamTlsJson(project, *c)};
+  }
+  if (m == "DELETE") {
+    auto r = store_->clearUpstreamTls(project);
+    if (!r) return resultError(r.error());
+    routingChanged();
+    json::object out;
+    out["cleared"] = project;
+    return Reply{200, std::move(out)};
+  }
+  if (m != "PUT") {
+    return errorReply(405, "method_not_allowed", "use GET, PUT or DELETE on upstream-tls");
+  }
+  auto obj = parseJsonObject(body);
+  if (!obj) return resultError(obj.error());
+  store::UpstreamTlsConfig c;
+  auto text = [&](std::string_view key, std::string* out) -> bool {
+    auto* v = obj->if_contains(key);
+    if (!v || v->is_null()) return true;
+    if (!v->is_string()) return false;
+    *out = std::string(v->as_string());
+    return true;
+  };
+  if (!text("ca", &c.caPem) || !text("cert", &c.certPem) || !text("key", &c.keyPem)) {
+    return errorReply(400, "invalid_request",
+                      "\"ca\", \"cert\" and \"key\" must be PEM text strings");
+  }
+  if (auto* v = obj->if_contains("verify")) {
+    if (!v->is_bool()) return errorReply(400, "invalid_request", "\"verify\" must be true or false");
+    c.verify = v->as_bool();
+  }
+  if (auto ok = checkUpstreamTlsPem(c.caPem, c.certPem, c.keyPem); !ok) {
+    return errorReply(400, "invalid_pem", ok.error().message);
+  }
+  auto r = store_->setUpstreamTls(project, c);
+  if (!r) return resultError(r.error());
+  routingChanged();
+  auto saved = store_->upstreamTls(project);
+  return Reply{200, upstreamTlsJson(project, saved ? *saved : c)};
+}
+
 ControlServer::Reply ControlServer::missingBlobs(const std::string& body) {
   auto obj = parseJsonObject(body);
   if (!obj) return resultError(obj.error());
@@ -613,6 +688,10 @@ ControlServer::Reply ControlServer::createDeployment(const std::string& body) {
   auto loaded = output::loadDeploymentOutput(
       *manifest, [this](std::string_view h) { return content_->read(h); });
   if (!loaded) return errorReply(400, "invalid_output", loaded.error().message);
+  if (auto routes = routing::RouteTable::compile(loaded->configJson); !routes) {
+    return errorReply(400, "invalid_routes",
+                      "config.json routes cannot be used: " + routes.error().message);
+  }
   auto manifestHash = content_->put(output::manifestToJson(*manifest));
   if (!manifestHash) return resultError(manifestHash.error().context("storing the manifest"));
   nd.manifestHash = *manifestHash;

@@ -47,6 +47,8 @@ class ControlServer final : public http::Handler {
   Reply route(Call* call, const std::string& body);
   Reply missingBlobs(const std::string& body);
   Reply createDeployment(const std::string& body);
+  Reply upstreamTls(const std::string& project, const std::string& method,
+                    const std::string& body);
   Reply deploymentReply(int status, const store::Deployment& d);
   boost::json::object aliasJson(const store::Alias& a) const;
   void routingChanged();

@@ -9,6 +9,10 @@
 #include <cerrno>
 #include <cstring>
 #include <set>
+#include <filesystem>
+#include <sys/stat.h>
+
+#include "common/sha256.h"
 
 #include "output/manifest.h"
 
@@ -42,7 +46,15 @@ std::optional<std::string> decodePath(std::string_view path) {
 }
 
 Router::Router(RouterOptions options, store::Store* store, content::ContentStore* content)
-    : options_(std::move(options)), store_(store), content_(content), cache_(options_.cacheBytes) {
+    : options_(std::move(options)),
+      store_(store),
+      content_(content),
+      cache_(options_.cacheBytes),
+      proxy_(options_.proxy) {
+  if (options_.stateDir.empty()) {
+    char tmpl[] = "/tmp/nimbus-router-XXXXXX";
+    if (char* dir = ::mkdtemp(tmpl)) options_.stateDir = dir;
+  }
   table_.store(std::make_shared<const HostTable>(store_->loadRoutingSnapshot(), options_.domain));
   if (options_.pollInterval.count() > 0) poller_ = std::thread([this] { pollLoop(); });
 }
@@ -73,6 +85,10 @@ void Router::refresh() {
   if (store_->routingVersion() == current->version()) return;
   auto snapshot = store_->loadRoutingSnapshot();
   table_.store(std::make_shared<const HostTable>(snapshot, options_.domain));
+  {
+    std::lock_guard tlsLock(tlsMu_);
+    tls_.clear();  // upstream TLS changes bump the routing version too
+  }
   // Deployment outputs no longer reachable are dropped; requests still using one keep it
   // alive through their own reference.
   std::set<std::string_view> live;
@@ -83,7 +99,7 @@ void Router::refresh() {
   }
 }
 
-Result<Router::OutputPtr> Router::deploymentOutput(const ResolvedHost& host) {
+Result<Router::DeploymentPtr> Router::loadDeployment(const ResolvedHost& host) {
   {
     std::lock_guard lock(outputsMu_);
     if (auto it = outputs_.find(host.manifestHash); it != outputs_.end()) return it->second;
@@ -95,11 +111,63 @@ Result<Router::OutputPtr> Router::deploymentOutput(const ResolvedHost& host) {
   auto loaded = output::loadDeploymentOutput(
       *manifest, [this](std::string_view hash) { return content_->read(hash); });
   if (!loaded) return loaded.error().context("loading deployment " + host.deploymentId);
-  auto ptr = std::make_shared<const output::DeploymentOutput>(std::move(*loaded));
+  auto dep = std::make_shared<LoadedDeployment>();
+  dep->output = std::move(*loaded);
+  auto routes = routing::RouteTable::compile(dep->output.configJson);
+  if (!routes) return routes.error().context("compiling the routes of " + host.deploymentId);
+  dep->routes = std::move(*routes);
+  dep->index = routing::makeOutputIndex(dep->output);
+  DeploymentPtr ptr = std::move(dep);
   std::lock_guard lock(outputsMu_);
   outputs_.emplace(host.manifestHash, ptr);
   return ptr;
 }
+
+// ---- HeaderSet
+
+namespace {
+bool sameName(std::string_view a, std::string_view b) {
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+}  // namespace
+
+void HeaderSet::set(std::string_view name, std::string_view value) {
+  remove(name);
+  items_.emplace_back(std::string(name), std::string(value));
+}
+
+void HeaderSet::append(std::string_view name, std::string_view value) {
+  items_.emplace_back(std::string(name), std::string(value));
+}
+
+void HeaderSet::remove(std::string_view name) {
+  std::erase_if(items_, [&](const auto& kv) { return sameName(kv.first, name); });
+}
+
+bool HeaderSet::has(std::string_view name) const {
+  return std::any_of(items_.begin(), items_.end(),
+                     [&](const auto& kv) { return sameName(kv.first, name); });
+}
+
+void HeaderSet::applyRoute(const routing::Headers& headers) {
+  for (const auto& [name, value] : headers) {
+    if (sameName(name, "set-cookie")) {
+      append(name, value);
+    } else {
+      set(name, value);
+    }
+  }
+}
+
+void HeaderSet::emit(http::Exchange* ex) const {
+  for (const auto& [name, value] : items_) ex->addHeader(name, value);
+}
+
+// ---- serving
 
 asio::awaitable<void> Router::serve(http::Exchange* ex) {
   auto table = table_.load();
@@ -115,27 +183,182 @@ asio::awaitable<void> Router::serve(http::Exchange* ex) {
     co_await http::sendError(ex, 404, "DEPLOYMENT_NOT_FOUND", message);
     co_return;
   }
-  auto out = deploymentOutput(*resolved);
-  if (!out) {
-    spdlog::error("request {}: {}", ex->requestId(), out.error().message);
+  auto dep = loadDeployment(*resolved);
+  if (!dep) {
+    spdlog::error("request {}: {}", ex->requestId(), dep.error().message);
     co_await http::sendError(ex, 500, "DEPLOYMENT_LOAD_FAILED",
                              "this deployment could not be loaded; the server log has details");
     co_return;
   }
   std::string_view target = ex->target();
-  std::string_view rawPath = target.substr(0, target.find('?'));
-  auto path = decodePath(rawPath);
-  if (!path || path->empty() || path->front() != '/') {
+  size_t q = target.find('?');
+  routing::Request req;
+  req.method = std::string(ex->method());
+  req.host = ex->host();
+  req.path = std::string(target.substr(0, q));
+  if (q != std::string_view::npos) req.query = std::string(target.substr(q + 1));
+  if (req.path.empty() || req.path.front() != '/' || !decodePath(req.path)) {
     co_await http::sendError(ex, 400, "MALFORMED_REQUEST_PATH",
                              "the request path is not a valid percent-encoded absolute path");
     co_return;
   }
-  const output::StaticFile* file = output::findStatic(**out, *path);
-  if (!file) {
-    co_await http::sendError(ex, 404, "NOT_FOUND", "The page could not be found");
-    co_return;
+  ex->forEachHeader([&req](std::string_view name, std::string_view value) {
+    std::string lower(name);
+    for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    req.headers.emplace_back(std::move(lower), std::string(value));
+  });
+  routing::Decision d = (*dep)->routes->evaluate(req, *(*dep)->index);
+  co_await serveDecision(ex, dep->get(), &d, &*resolved);
+}
+
+asio::awaitable<void> Router::serveDecision(http::Exchange* ex, const LoadedDeployment* dep,
+                                            const routing::Decision* d,
+                                            const ResolvedHost* host) {
+  using routing::DecisionKind;
+  HostKind kind = host->kind;
+  switch (d->kind) {
+    case DecisionKind::Static: {
+      auto it = dep->output.statics.find(d->key);
+      if (it == dep->output.statics.end()) {
+        co_await serveError(ex, d, 404, "NOT_FOUND", "The page could not be found");
+        co_return;
+      }
+      co_await serveStatic(ex, &it->second, kind, d, d->status);
+      co_return;
+    }
+    case DecisionKind::Redirect:
+      co_await serveRedirect(ex, d);
+      co_return;
+    case DecisionKind::Error: {
+      int status = d->status ? d->status : 404;
+      if (!d->key.empty()) {
+        if (auto it = dep->output.statics.find(d->key); it != dep->output.statics.end()) {
+          co_await serveStatic(ex, &it->second, kind, d, status);
+          co_return;
+        }
+      }
+      std::string code = d->errorCode.empty() ? std::string("NOT_FOUND") : d->errorCode;
+      std::string message = status == 404 ? std::string("The page could not be found")
+                                          : fmt::format("routing ended with status {}", status);
+      co_await serveError(ex, d, status, code, message);
+      co_return;
+    }
+    case DecisionKind::Proxy:
+      co_await serveProxy(ex, d, host);
+      co_return;
+    case DecisionKind::Function:
+    case DecisionKind::Middleware: {
+      std::string key = d->kind == DecisionKind::Function ? d->key : d->middlewareKey;
+      std::string message = fmt::format(
+          "this deployment routes the request to function '{}'; this Nimbus build serves "
+          "static files, redirects and proxies but does not run functions yet",
+          key);
+      co_await serveError(ex, d, 501, "FUNCTION_RUNTIME_UNAVAILABLE", message);
+      co_return;
+    }
   }
-  co_await serveStatic(ex, file, resolved->kind, *out);
+}
+
+std::shared_ptr<const proxy::UpstreamTls> Router::upstreamTls(const std::string& project) {
+  std::lock_guard lock(tlsMu_);
+  if (auto it = tls_.find(project); it != tls_.end()) return it->second;
+  std::shared_ptr<const proxy::UpstreamTls> result;
+  if (auto config = store_->upstreamTls(project)) {
+    // Content-addressed directory: a changed setting gets new files, so connections that
+    // still use the old ones are unaffected.
+    std::string dir = fmt::format("{}/upstream-tls/{}-{}", options_.stateDir, project,
+                                  sha256Hex(config->caPem + '\0' + config->certPem + '\0' +
+                                            config->keyPem).substr(0, 16));
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    ::chmod(dir.c_str(), 0700);
+    auto writeFile = [&](const std::string& name, const std::string& text) -> std::string {
+      std::string path = dir + "/" + name;
+      if (text.empty()) return {};
+      int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+      if (fd < 0) return {};
+      bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+      ::close(fd);
+      return ok ? path : std::string();
+    };
+    auto tls = std::make_shared<proxy::UpstreamTls>();
+    tls->caFile = writeFile("ca.pem", config->caPem);
+    tls->clientCertFile = writeFile("client.pem", config->certPem);
+    tls->clientKeyFile = writeFile("client.key", config->keyPem);
+    tls->verify = config->verify;
+    result = std::move(tls);
+  }
+  tls_.emplace(project, result);
+  return result;
+}
+
+asio::awaitable<void> Router::serveProxy(http::Exchange* ex, const routing::Decision* d,
+                                         const ResolvedHost* host) {
+  std::shared_ptr<const proxy::UpstreamTls> tls;
+  if (d->url.starts_with("https://") || d->url.starts_with("HTTPS://")) {
+    tls = upstreamTls(host->projectName);
+  }
+  proxy::ProxyRequest req;
+  req.url = d->url;
+  req.headers = d->requestHeaders;
+  req.responseHeaders = d->headers;
+  req.importantHeaders = d->importantHeaders;
+  req.responseHeaderDeletes = d->responseHeaderDeletes;
+  req.status = d->status;
+  req.tls = tls.get();
+  req.requestId = ex->requestId();
+  co_await proxy_.forward(ex, &req);
+}
+
+asio::awaitable<void> Router::serveRedirect(http::Exchange* ex, const routing::Decision* d) {
+  HeaderSet headers;
+  headers.applyRoute(d->headers);
+  headers.set("location", d->location);
+  headers.applyRoute(d->importantHeaders);
+  for (const auto& name : d->responseHeaderDeletes) headers.remove(name);
+  std::string_view accept = ex->header("accept");
+  std::string body;
+  if (accept.find("json") != std::string_view::npos) {
+    headers.set("content-type", "application/json; charset=utf-8");
+    body = fmt::format("{{\"redirect\":\"{}\",\"status\":\"{}\"}}\n", d->location, d->status);
+  } else if (accept.find("html") != std::string_view::npos) {
+    headers.set("content-type", "text/html; charset=utf-8");
+    std::string escaped;
+    for (char c : d->location) {
+      if (c == '"') escaped += "&quot;";
+      else if (c == '<') escaped += "&lt;";
+      else if (c == '&') escaped += "&amp;";
+      else escaped.push_back(c);
+    }
+    body = fmt::format("<!doctype html><meta http-equiv=\"refresh\" content=\"0;url={0}\">"
+                       "<a href=\"{0}\">Redirecting to {0}</a>\n",
+                       escaped);
+  } else {
+    headers.set("content-type", "text/plain; charset=utf-8");
+    body = fmt::format("Redirecting to {} ({})\n", d->location, d->status);
+  }
+  if (!headers.has("cache-control")) headers.set("cache-control", "public, max-age=0, must-revalidate");
+  ex->beginResponse(d->status);
+  headers.emit(ex);
+  co_await ex->send(body);
+}
+
+asio::awaitable<void> Router::serveError(http::Exchange* ex, const routing::Decision* d,
+                                         int status, std::string_view code,
+                                         std::string_view message) {
+  HeaderSet headers;
+  headers.applyRoute(d->headers);
+  std::string contentType;
+  std::string body = http::renderErrorBody(status, code, message, ex->requestId(),
+                                           ex->header("accept"), &contentType);
+  headers.set("content-type", contentType);
+  headers.set("x-nimbus-error", code);
+  headers.applyRoute(d->importantHeaders);
+  for (const auto& name : d->responseHeaderDeletes) headers.remove(name);
+  if (!headers.has("cache-control")) headers.set("cache-control", "no-store");
+  ex->beginResponse(status);
+  headers.emit(ex);
+  co_await ex->send(body);
 }
 
 Router::OpenFile::~OpenFile() {
@@ -218,9 +441,14 @@ class FileReader final : public http::Exchange::ChunkSource {
 }  // namespace
 
 asio::awaitable<void> Router::serveStatic(http::Exchange* ex, const output::StaticFile* file,
-                                          HostKind kind, OutputPtr keepAlive) {
+                                          HostKind kind, const routing::Decision* route,
+                                          int forcedStatus) {
   StaticRequest req{ex->method(), ex->header("if-none-match"), ex->header("if-range"),
                     ex->header("range"), ex->header("accept-encoding")};
+  if (forcedStatus != 0) {
+    // An error page or a status route: the whole representation, whatever the method.
+    req = StaticRequest{"GET", {}, {}, {}, ex->header("accept-encoding")};
+  }
   bool compressible = isCompressibleType(file->contentType);
   StaticDecision d = decideStatic(req, StaticFileFacts{file->hash, file->size, compressible});
   if (d.status == 405) {
@@ -269,26 +497,27 @@ asio::awaitable<void> Router::serveStatic(http::Exchange* ex, const output::Stat
     d.encoding = Encoding::Identity;
   }
 
-  ex->beginResponse(d.status);
-  ex->addHeader("content-type", file->contentType);
-  ex->addHeader("etag", etagFor(file->hash, d.encoding));
-  ex->addHeader("cache-control", "public, max-age=0, must-revalidate");
-  ex->addHeader("accept-ranges", "bytes");
-  if (compressible) ex->addHeader("vary", "accept-encoding");
-  if (d.encoding != Encoding::Identity) ex->addHeader("content-encoding", encodingToken(d.encoding));
-  if (kind == HostKind::Preview) ex->addHeader("x-robots-tag", "noindex");
-  if (d.status == 304) {
-    co_await ex->send({});
-    co_return;
-  }
-  if (d.status == 416) {
-    ex->addHeader("content-range", fmt::format("bytes */{}", file->size));
-    co_await ex->send({});
-    co_return;
-  }
+  HeaderSet headers;
+  headers.applyRoute(route->headers);
+  headers.set("content-type", file->contentType);
+  headers.set("etag", etagFor(file->hash, d.encoding));
+  headers.set("accept-ranges", "bytes");
+  if (compressible) headers.set("vary", "accept-encoding");
+  if (d.encoding != Encoding::Identity) headers.set("content-encoding", encodingToken(d.encoding));
+  if (d.status == 416) headers.set("content-range", fmt::format("bytes */{}", file->size));
   if (d.status == 206) {
-    ex->addHeader("content-range",
-                  fmt::format("bytes {}-{}/{}", d.offset, d.offset + d.length - 1, file->size));
+    headers.set("content-range",
+                fmt::format("bytes {}-{}/{}", d.offset, d.offset + d.length - 1, file->size));
+  }
+  headers.applyRoute(route->importantHeaders);
+  for (const auto& name : route->responseHeaderDeletes) headers.remove(name);
+  if (!headers.has("cache-control")) headers.set("cache-control", "public, max-age=0, must-revalidate");
+  if (kind == HostKind::Preview) headers.set("x-robots-tag", "noindex");
+  ex->beginResponse(forcedStatus != 0 ? forcedStatus : d.status);
+  headers.emit(ex);
+  if (d.status == 304 || d.status == 416) {
+    co_await ex->send({});
+    co_return;
   }
   if (open) {
     co_await ex->sendFile(open->fd, d.status == 206 ? d.offset : 0, d.status == 206 ? d.length : file->size);
@@ -314,7 +543,6 @@ asio::awaitable<void> Router::serveStatic(http::Exchange* ex, const output::Stat
   reader->remaining = d.status == 206 ? d.length : file->size;
   uint64_t length = reader->remaining;
   co_await ex->sendStream(length, reader.get());
-  (void)keepAlive;
 }
 
 }  // namespace nimbus::router

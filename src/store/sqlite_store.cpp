@@ -87,6 +87,17 @@ CREATE INDEX deployments_by_project ON deployments (project_id, created_at);
 CREATE INDEX production_history_by_deployment ON production_history (deployment_id);
 CREATE INDEX aliases_by_deployment ON aliases (deployment_id);
 )sql"},
+    // TLS settings for a project's HTTPS upstreams (client certificate for mTLS).
+    {3, R"sql(
+CREATE TABLE project_upstream_tls (
+  project_id TEXT NOT NULL PRIMARY KEY REFERENCES projects (id) ON DELETE CASCADE,
+  ca_pem TEXT NOT NULL,
+  cert_pem TEXT NOT NULL,
+  key_pem TEXT NOT NULL,
+  verify INTEGER NOT NULL,
+  updated_at BIGINT NOT NULL
+);
+)sql"},
 };
 
 constexpr int kLatestVersion = static_cast<int>(std::size(kMigrations));
@@ -725,6 +736,60 @@ class SqliteStore final : public Store {
     std::vector<Alias> out;
     for (const Row& r : *rows) out.push_back(toAlias(r));
     return out;
+  }
+
+  // --- upstream TLS
+
+  Result<void> setUpstreamTls(std::string_view projectName,
+                              const UpstreamTlsConfig& config) override {
+    std::lock_guard lock(mu_);
+    const int64_t now = clock_->nowMs();
+    auto set = inTransaction(*conn_, TxMode::Write, [&]() -> Result<void> {
+      auto project = findProjectLocked(projectName);
+      if (!project.ok()) return project.error();
+      if (!*project) return makeError(ErrorKind::NotFound, projectNotFound(projectName));
+      auto upserted = conn_->exec(
+          "INSERT INTO project_upstream_tls (project_id, ca_pem, cert_pem, key_pem, verify, "
+          "updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (project_id) DO UPDATE SET "
+          "ca_pem = excluded.ca_pem, cert_pem = excluded.cert_pem, key_pem = excluded.key_pem, "
+          "verify = excluded.verify, updated_at = excluded.updated_at",
+          {(*project)->id, config.caPem, config.certPem, config.keyPem,
+           int64_t{config.verify ? 1 : 0}, now});
+      if (!upserted.ok()) return upserted.error();
+      return bumpRoutingVersionLocked();
+    });
+    return withContext(std::move(set),
+                       "setting upstream TLS of project '" + std::string(projectName) + "'");
+  }
+
+  Result<void> clearUpstreamTls(std::string_view projectName) override {
+    std::lock_guard lock(mu_);
+    auto cleared = inTransaction(*conn_, TxMode::Write, [&]() -> Result<void> {
+      auto project = findProjectLocked(projectName);
+      if (!project.ok()) return project.error();
+      if (!*project) return makeError(ErrorKind::NotFound, projectNotFound(projectName));
+      auto deleted =
+          conn_->exec("DELETE FROM project_upstream_tls WHERE project_id = ?", {(*project)->id});
+      if (!deleted.ok()) return deleted.error();
+      return bumpRoutingVersionLocked();
+    });
+    return withContext(std::move(cleared),
+                       "clearing upstream TLS of project '" + std::string(projectName) + "'");
+  }
+
+  std::optional<UpstreamTlsConfig> upstreamTls(std::string_view projectName) override {
+    std::lock_guard lock(mu_);
+    auto rows = conn_->query(
+        "SELECT t.ca_pem, t.cert_pem, t.key_pem, t.verify, t.updated_at FROM "
+        "project_upstream_tls t JOIN projects p ON p.id = t.project_id WHERE p.name = ?",
+        {projectName});
+    if (!rows.ok()) {
+      logReadFailure(rows.error(), "reading upstream TLS settings");
+      return std::nullopt;
+    }
+    if (rows->empty()) return std::nullopt;
+    const Row& r = rows->front();
+    return UpstreamTlsConfig{r.text(0), r.text(1), r.text(2), r.int64(3) != 0, r.int64(4)};
   }
 
   // --- API tokens

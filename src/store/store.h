@@ -60,6 +60,17 @@ struct TokenInfo {
   std::optional<int64_t> lastUsedAtMs;
 };
 
+// TLS settings for a project's HTTPS upstreams (routes with an external `dest`): trust
+// anchors, and a client certificate for upstreams that require mTLS (a Kubernetes ingress
+// or service mesh, say). PEM text; empty fields mean "not set".
+struct UpstreamTlsConfig {
+  std::string caPem;     // empty: the system trust store
+  std::string certPem;   // client certificate chain; empty: no client certificate
+  std::string keyPem;    // its private key
+  bool verify = true;    // false: accept any server certificate (testing only)
+  int64_t updatedAtMs = 0;
+};
+
 // Everything a router needs to map a Host to a deployment, read in one consistent snapshot.
 struct RoutingSnapshot {
   uint64_t version = 0;
@@ -113,6 +124,12 @@ class Store {
   virtual Result<Alias> setAlias(std::string_view host, std::string_view deploymentId) = 0;
   virtual Result<void> removeAlias(std::string_view host) = 0;
   virtual std::vector<Alias> listAliases() = 0;
+
+  // --- upstream TLS per project (changes bump the routing version)
+  virtual Result<void> setUpstreamTls(std::string_view projectName,
+                                      const UpstreamTlsConfig& config) = 0;
+  virtual Result<void> clearUpstreamTls(std::string_view projectName) = 0;
+  virtual std::optional<UpstreamTlsConfig> upstreamTls(std::string_view projectName) = 0;
 
   // --- API tokens (only SHA-256 hashes of secrets are stored)
   virtual Result<TokenInfo> createToken(std::string_view name, std::string_view secretHash) = 0;

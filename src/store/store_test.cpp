@@ -384,6 +384,31 @@ TEST_P(StoreTest, SetAliasToUnknownDeploymentIsNotFound) {
   EXPECT_TRUE(contains(set.error().message, "'nosuchdeploy'")) << set.error().message;
 }
 
+TEST_P(StoreTest, UpstreamTlsIsKeptPerProjectAndBumpsRoutingVersion) {
+  deploy("api");
+  EXPECT_FALSE(store_->upstreamTls("api"));
+  uint64_t before = store_->routingVersion();
+  UpstreamTlsConfig config{"CA PEM", "CERT PEM", "KEY PEM", true, 0};
+  ASSERT_TRUE(store_->setUpstreamTls("api", config).ok());
+  EXPECT_GT(store_->routingVersion(), before);
+  auto got = store_->upstreamTls("api");
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->caPem, "CA PEM");
+  EXPECT_EQ(got->certPem, "CERT PEM");
+  EXPECT_EQ(got->keyPem, "KEY PEM");
+  EXPECT_TRUE(got->verify);
+  config.verify = false;
+  config.caPem = "";
+  ASSERT_TRUE(store_->setUpstreamTls("api", config).ok());
+  EXPECT_FALSE(store_->upstreamTls("api")->verify);
+  EXPECT_EQ(store_->upstreamTls("api")->caPem, "");
+  ASSERT_TRUE(store_->clearUpstreamTls("api").ok());
+  EXPECT_FALSE(store_->upstreamTls("api"));
+  auto unknown = store_->setUpstreamTls("nope", config);
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.error().kind, ErrorKind::NotFound);
+}
+
 TEST_P(StoreTest, RemoveAliasDeletesItAndUnknownHostIsNotFound) {
   Deployment a = deploy("site");
   ASSERT_TRUE(store_->setAlias("www.example.com", a.id).ok());
