@@ -163,6 +163,11 @@ void HeaderSet::applyRoute(const routing::Headers& headers) {
   }
 }
 
+void HeaderSet::applyImportant(const routing::Headers& headers) {
+  for (const auto& kv : headers) remove(kv.first);
+  for (const auto& [name, value] : headers) append(name, value);
+}
+
 void HeaderSet::emit(http::Exchange* ex) const {
   for (const auto& [name, value] : items_) ex->addHeader(name, value);
 }
@@ -314,7 +319,7 @@ asio::awaitable<void> Router::serveRedirect(http::Exchange* ex, const routing::D
   HeaderSet headers;
   headers.applyRoute(d->headers);
   headers.set("location", d->location);
-  headers.applyRoute(d->importantHeaders);
+  headers.applyImportant(d->importantHeaders);
   for (const auto& name : d->responseHeaderDeletes) headers.remove(name);
   std::string_view accept = ex->header("accept");
   std::string body;
@@ -353,7 +358,7 @@ asio::awaitable<void> Router::serveError(http::Exchange* ex, const routing::Deci
                                            ex->header("accept"), &contentType);
   headers.set("content-type", contentType);
   headers.set("x-nimbus-error", code);
-  headers.applyRoute(d->importantHeaders);
+  headers.applyImportant(d->importantHeaders);
   for (const auto& name : d->responseHeaderDeletes) headers.remove(name);
   if (!headers.has("cache-control")) headers.set("cache-control", "no-store");
   ex->beginResponse(status);
@@ -509,7 +514,7 @@ asio::awaitable<void> Router::serveStatic(http::Exchange* ex, const output::Stat
     headers.set("content-range",
                 fmt::format("bytes {}-{}/{}", d.offset, d.offset + d.length - 1, file->size));
   }
-  headers.applyRoute(route->importantHeaders);
+  headers.applyImportant(route->importantHeaders);
   for (const auto& name : route->responseHeaderDeletes) headers.remove(name);
   if (!headers.has("cache-control")) headers.set("cache-control", "public, max-age=0, must-revalidate");
   if (kind == HostKind::Preview) headers.set("x-robots-tag", "noindex");

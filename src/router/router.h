@@ -50,6 +50,9 @@ class HeaderSet {
   bool has(std::string_view name) const;
   // Route headers: set-cookie appends, everything else replaces.
   void applyRoute(const routing::Headers& headers);
+  // `important` headers (docs/routing.md): every name they carry is removed, then all of
+  // their entries are added, so several entries of one name survive.
+  void applyImportant(const routing::Headers& headers);
   void emit(http::Exchange* ex) const;
 
  private:
