@@ -138,6 +138,17 @@ class Api {
 
 void printJson(const json::value& v) { fmt::print("{}\n", json::serialize(v)); }
 
+// The common ending of an API command: 1 after printing the error, 0 after printing the
+// JSON with --json, -1 when the caller should print its human-readable output.
+int finishEarly(const GlobalOptions& g, const Result<json::value>& r) {
+  if (!r) return fail(r.error().message);
+  if (g.json) {
+    printJson(*r);
+    return 0;
+  }
+  return -1;
+}
+
 // A project name from a folder name: lower-case, [a-z0-9-], at most 48 characters.
 std::string projectNameFrom(std::string name) {
   std::string out;
@@ -354,11 +365,7 @@ int runList(const GlobalOptions& g, const std::string& project) {
     std::string target = "/v1/deployments";
     if (!project.empty()) target += "?project=" + urlEncode(project);
     auto r = api.call("GET", target);
-    if (!r) return fail(r.error().message);
-    if (g.json) {
-      printJson(*r);
-      return 0;
-    }
+    if (int rc = finishEarly(g, r); rc >= 0) return rc;
     const auto& list = r->at("deployments").as_array();
     if (list.empty()) {
       fmt::print("No deployments yet. Create one with `nimbus deploy <dir>`.\n");
@@ -380,11 +387,7 @@ int runInspect(const GlobalOptions& g, const std::string& what) {
     } else {
       r = api.call("GET", "/v1/deployments/" + urlEncode(what));
     }
-    if (!r) return fail(r.error().message);
-    if (g.json) {
-      printJson(*r);
-      return 0;
-    }
+    if (int rc = finishEarly(g, r); rc >= 0) return rc;
     const auto& d = *r;
     fmt::print("id:          {}\n", str(d, "id"));
     fmt::print("project:     {}\n", str(d, "project"));
@@ -401,11 +404,7 @@ int runInspect(const GlobalOptions& g, const std::string& what) {
 int runPromote(const GlobalOptions& g, const std::string& id) {
   return withApi(g, [&](Api& api) {
     auto r = api.call("POST", "/v1/deployments/" + urlEncode(id) + "/promote");
-    if (!r) return fail(r.error().message);
-    if (g.json) {
-      printJson(*r);
-      return 0;
-    }
+    if (int rc = finishEarly(g, r); rc >= 0) return rc;
     fmt::print("Promoted {}: {} now serves it\n", id, str(*r, "productionUrl"));
     return 0;
   });
@@ -426,11 +425,7 @@ int runRollback(const GlobalOptions& g, const std::string& projectArg) {
       project = str(projects[0], "name");
     }
     auto r = api.call("POST", "/v1/projects/" + urlEncode(project) + "/rollback");
-    if (!r) return fail(r.error().message);
-    if (g.json) {
-      printJson(*r);
-      return 0;
-    }
+    if (int rc = finishEarly(g, r); rc >= 0) return rc;
     fmt::print("Rolled back {}: production is now {} ({})\n", project, str(*r, "id"),
                str(*r, "productionUrl"));
     return 0;
@@ -440,11 +435,7 @@ int runRollback(const GlobalOptions& g, const std::string& projectArg) {
 int runRemove(const GlobalOptions& g, const std::string& id) {
   return withApi(g, [&](Api& api) {
     auto r = api.call("DELETE", "/v1/deployments/" + urlEncode(id));
-    if (!r) return fail(r.error().message);
-    if (g.json) {
-      printJson(*r);
-      return 0;
-    }
+    if (int rc = finishEarly(g, r); rc >= 0) return rc;
     fmt::print("Deleted deployment {}\n", id);
     return 0;
   });
@@ -453,11 +444,7 @@ int runRemove(const GlobalOptions& g, const std::string& id) {
 int runProjects(const GlobalOptions& g) {
   return withApi(g, [&](Api& api) {
     auto r = api.call("GET", "/v1/projects");
-    if (!r) return fail(r.error().message);
-    if (g.json) {
-      printJson(*r);
-      return 0;
-    }
+    if (int rc = finishEarly(g, r); rc >= 0) return rc;
     const auto& list = r->at("projects").as_array();
     if (list.empty()) {
       fmt::print("No projects yet. `nimbus deploy <dir> --prod` creates one.\n");
@@ -477,11 +464,7 @@ int runAliasSet(const GlobalOptions& g, const std::string& host, const std::stri
   return withApi(g, [&](Api& api) {
     json::value body = json::object{{"deployment", id}};
     auto r = api.call("PUT", "/v1/aliases/" + urlEncode(host), &body);
-    if (!r) return fail(r.error().message);
-    if (g.json) {
-      printJson(*r);
-      return 0;
-    }
+    if (int rc = finishEarly(g, r); rc >= 0) return rc;
     fmt::print("{} now serves deployment {} ({})\n", str(*r, "host"), id, str(*r, "url"));
     return 0;
   });
@@ -490,11 +473,7 @@ int runAliasSet(const GlobalOptions& g, const std::string& host, const std::stri
 int runAliasList(const GlobalOptions& g) {
   return withApi(g, [&](Api& api) {
     auto r = api.call("GET", "/v1/aliases");
-    if (!r) return fail(r.error().message);
-    if (g.json) {
-      printJson(*r);
-      return 0;
-    }
+    if (int rc = finishEarly(g, r); rc >= 0) return rc;
     const auto& list = r->at("aliases").as_array();
     if (list.empty()) {
       fmt::print("No aliases. `nimbus alias set <host> <deployment>` adds one.\n");
@@ -511,11 +490,7 @@ int runAliasList(const GlobalOptions& g) {
 int runAliasRemove(const GlobalOptions& g, const std::string& host) {
   return withApi(g, [&](Api& api) {
     auto r = api.call("DELETE", "/v1/aliases/" + urlEncode(host));
-    if (!r) return fail(r.error().message);
-    if (g.json) {
-      printJson(*r);
-      return 0;
-    }
+    if (int rc = finishEarly(g, r); rc >= 0) return rc;
     fmt::print("Removed alias {}\n", host);
     return 0;
   });
@@ -554,11 +529,7 @@ int runUpstreamTlsSet(const GlobalOptions& g, const UpstreamTlsOptions& o) {
   return withApi(g, [&](Api& api) {
     json::value b = body;
     auto r = api.call("PUT", "/v1/projects/" + urlEncode(o.project) + "/upstream-tls", &b);
-    if (!r) return fail(r.error().message);
-    if (g.json) {
-      printJson(*r);
-      return 0;
-    }
+    if (int rc = finishEarly(g, r); rc >= 0) return rc;
     printUpstreamTls(*r);
     return 0;
   });
@@ -567,11 +538,7 @@ int runUpstreamTlsSet(const GlobalOptions& g, const UpstreamTlsOptions& o) {
 int runUpstreamTlsShow(const GlobalOptions& g, const std::string& project) {
   return withApi(g, [&](Api& api) {
     auto r = api.call("GET", "/v1/projects/" + urlEncode(project) + "/upstream-tls");
-    if (!r) return fail(r.error().message);
-    if (g.json) {
-      printJson(*r);
-      return 0;
-    }
+    if (int rc = finishEarly(g, r); rc >= 0) return rc;
     printUpstreamTls(*r);
     return 0;
   });
@@ -580,11 +547,7 @@ int runUpstreamTlsShow(const GlobalOptions& g, const std::string& project) {
 int runUpstreamTlsRemove(const GlobalOptions& g, const std::string& project) {
   return withApi(g, [&](Api& api) {
     auto r = api.call("DELETE", "/v1/projects/" + urlEncode(project) + "/upstream-tls");
-    if (!r) return fail(r.error().message);
-    if (g.json) {
-      printJson(*r);
-      return 0;
-    }
+    if (int rc = finishEarly(g, r); rc >= 0) return rc;
     fmt::print("Removed upstream TLS settings of {}\n", project);
     return 0;
   });
@@ -594,11 +557,7 @@ int runTokenCreate(const GlobalOptions& g, const std::string& name) {
   return withApi(g, [&](Api& api) {
     json::value body = json::object{{"name", name}};
     auto r = api.call("POST", "/v1/tokens", &body);
-    if (!r) return fail(r.error().message);
-    if (g.json) {
-      printJson(*r);
-      return 0;
-    }
+    if (int rc = finishEarly(g, r); rc >= 0) return rc;
     fmt::print("Created token {} ({}). Its secret is shown only now:\n{}\n", str(*r, "id"),
                str(*r, "name"), str(*r, "token"));
     return 0;
@@ -608,11 +567,7 @@ int runTokenCreate(const GlobalOptions& g, const std::string& name) {
 int runTokenList(const GlobalOptions& g) {
   return withApi(g, [&](Api& api) {
     auto r = api.call("GET", "/v1/tokens");
-    if (!r) return fail(r.error().message);
-    if (g.json) {
-      printJson(*r);
-      return 0;
-    }
+    if (int rc = finishEarly(g, r); rc >= 0) return rc;
     fmt::print("{:<24} {:<20} {:<10} {}\n", "ID", "NAME", "CREATED", "LAST USED");
     for (const auto& t : r->at("tokens").as_array()) {
       std::string last = str(t, "lastUsedAt");
@@ -626,11 +581,7 @@ int runTokenList(const GlobalOptions& g) {
 int runTokenRevoke(const GlobalOptions& g, const std::string& id) {
   return withApi(g, [&](Api& api) {
     auto r = api.call("DELETE", "/v1/tokens/" + urlEncode(id));
-    if (!r) return fail(r.error().message);
-    if (g.json) {
-      printJson(*r);
-      return 0;
-    }
+    if (int rc = finishEarly(g, r); rc >= 0) return rc;
     fmt::print("Revoked token {}\n", id);
     return 0;
   });

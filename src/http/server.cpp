@@ -239,53 +239,18 @@ bool Exchange::hasBody() const {
 }
 
 asio::awaitable<Result<uint64_t>> Exchange::readBodyTo(BodySink* sink, uint64_t limit) {
-  Impl& s = *impl_;
-  auto& parser = *s.parser;
-  if (parser.is_done()) co_return uint64_t{0};
-  if (auto cl = parser.content_length(); cl && *cl > limit) {
-    s.closeAfter = true;
-    co_return makeError(ErrorKind::TooLarge,
-                        fmt::format("request body of {} bytes exceeds the limit of {} bytes",
-                                    *cl, limit));
-  }
-  if (!s.continueSent && iequals(header("expect"), "100-continue")) {
-    s.continueSent = true;
-    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-    s.conn->expiresAfter(s.limits->ioTimeout);
-    auto [ec, n] = co_await asio::async_write(s.conn->socket, asio::buffer(kContinue), kTuple);
-    if (ec) {
-      s.failed = true;
-      co_return makeError(ErrorKind::Io, "writing 100-continue: " + ec.message());
-    }
-  }
   std::array<char, 64 * 1024> chunk;
   uint64_t total = 0;
-  while (!parser.is_done()) {
-    parser.get().body().data = chunk.data();
-    parser.get().body().size = chunk.size();
-    s.conn->expiresAfter(s.limits->ioTimeout);
-    auto [ec, n] = co_await bhttp::async_read(s.conn->socket, *s.buffer, parser, kTuple);
-    if (ec == bhttp::error::need_buffer) ec = {};
-    if (ec) {
-      s.failed = true;
-      co_return makeError(ErrorKind::Io, "reading request body: " + ec.message());
-    }
-    size_t got = chunk.size() - parser.get().body().size;
-    total += got;
-    if (total > limit) {
-      s.closeAfter = true;
-      co_return makeError(ErrorKind::TooLarge,
-                          fmt::format("request body exceeds the limit of {} bytes", limit));
-    }
-    if (got > 0) {
-      auto r = sink->write(chunk.data(), got);
-      if (!r) {
-        s.closeAfter = true;
-        co_return r.error();
-      }
+  for (;;) {
+    Result<size_t> n = co_await readBodySome(chunk.data(), chunk.size(), limit);
+    if (!n) co_return n.error();
+    if (*n == 0) co_return total;
+    total += *n;
+    if (auto r = sink->write(chunk.data(), *n); !r) {
+      impl_->closeAfter = true;
+      co_return r.error();
     }
   }
-  co_return total;
 }
 
 namespace {

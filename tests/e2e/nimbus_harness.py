@@ -519,6 +519,132 @@ class Nimbus:
             return []
 
 
+class Upstream:
+    """An HTTP (or, with `ssl_context`, HTTPS) server on 127.0.0.1:0 in a thread, for routes
+    whose `dest` is an external URL. `handler` is a http.server.BaseHTTPRequestHandler
+    subclass; it reaches this object as `self.server.upstream` (`record(...)` keeps what it
+    saw, `release` is an Event tests use to let a handler go on). With TLS the handshake
+    runs in the connection's thread; a failed one is kept in `tls_errors`.
+    `close()` (idempotent, bounded) sets `release`, stops accepting, shuts the open
+    connections down and joins every thread it started."""
+
+    HANDSHAKE_TIMEOUT = 10.0
+
+    def __init__(self, handler, ssl_context=None):
+        import http.server
+        import socketserver
+        upstream = self
+        self.requests = []         # whatever handlers passed to record()
+        self.tls_errors = []       # str of each failed server-side TLS handshake
+        self.release = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = []
+        self._conns = []
+        self._closed = False
+
+        class Server(http.server.HTTPServer):
+            daemon_threads = True
+
+            def process_request(self, request, client_address):
+                t = threading.Thread(target=self._run, args=(request, client_address), daemon=True)
+                with upstream._lock:
+                    upstream._threads.append(t)
+                    upstream._conns.append(request)
+                t.start()
+
+            def _run(self, request, client_address):
+                conn = request
+                try:
+                    if ssl_context is not None:
+                        import ssl
+                        request.settimeout(upstream.HANDSHAKE_TIMEOUT)
+                        try:
+                            conn = ssl_context.wrap_socket(request, server_side=True)
+                        except (ssl.SSLError, OSError) as e:
+                            with upstream._lock:
+                                upstream.tls_errors.append(str(e))
+                            return
+                        with upstream._lock:
+                            upstream._conns.append(conn)
+                    handler(conn, client_address, self)
+                except (OSError, ValueError):
+                    pass  # the client (nimbus) went away, or close() cut the connection
+                finally:
+                    for s in (conn, request):
+                        try:
+                            s.close()
+                        except OSError:
+                            pass
+
+        self.server = Server(("127.0.0.1", 0), handler)
+        self.server.upstream = self
+        self.port = self.server.server_address[1]
+        self.scheme = "https" if ssl_context is not None else "http"
+        self._serve = threading.Thread(target=self.server.serve_forever,
+                                       kwargs={"poll_interval": 0.05}, daemon=True)
+        self._serve.start()
+
+    def url(self, path=""):
+        return "%s://127.0.0.1:%d%s" % (self.scheme, self.port, path)
+
+    def record(self, **item):
+        with self._lock:
+            self.requests.append(item)
+
+    def recorded(self):
+        with self._lock:
+            return list(self.requests)
+
+    def handshake_errors(self):
+        with self._lock:
+            return list(self.tls_errors)
+
+    def close(self):
+        if self._closed:
+            return
+        self._closed = True
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+        self._serve.join(5)
+        with self._lock:
+            conns, threads = list(self._conns), list(self._threads)
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except (OSError, ValueError):
+                pass
+        for t in threads:
+            t.join(5)
+
+
+def refused_port():
+    """(socket, port): a loopback TCP port that is bound but not listening, so connections
+    to it are refused while the socket is open (nothing else can take the port). Close the
+    socket when done."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    return s, s.getsockname()[1]
+
+
+def decode_chunked(data):
+    """Decodes a chunked body (bytes after the head). Returns (body, complete) where
+    complete tells whether the terminating zero-size chunk was seen."""
+    out, pos = b"", 0
+    while True:
+        end = data.find(b"\r\n", pos)
+        if end < 0:
+            return out, False
+        size = int(data[pos:end].split(b";")[0].strip() or b"0", 16)
+        if size == 0:
+            return out, True
+        start = end + 2
+        if len(data) < start + size + 2:
+            return out + data[start:start + size], False
+        out += data[start:start + size]
+        pos = start + size + 2
+
+
 class ServerTestCase:
     """Mixin for unittest.TestCase: a fresh server per test (self.n), always closed.
     `server_args` are extra `nimbus serve` options."""

@@ -1,8 +1,8 @@
 """Deploys every shared fixture (`<fixture>/output`) with --prod and checks the rows of
-its EXPECT.md that are served by a static file. Function and route rows belong to later
-work and are skipped (the count is printed). Header expectations on static rows that come
-from a `config.json` route (not from the static file itself) need route evaluation and are
-checked in a separate, skipped test ("route headers: issue 3")."""
+its EXPECT.md that are served by a static file. Function and route rows are checked by
+test_routing.py (the count is printed here). Header expectations on static rows that come
+from a `config.json` route (not from the static file itself) are a separate test per
+fixture."""
 import os
 import re
 import sys
@@ -112,7 +112,7 @@ class StaticFixtures(unittest.TestCase):
         return self.deployed[name]
 
     def check_static_rows(self, name, rows, skipped):
-        sys.stderr.write("\n%s: %d static rows checked, %d function/route rows skipped (later issues)\n"
+        sys.stderr.write("\n%s: %d static rows checked, %d function/route rows left to test_routing\n"
                          % (name, len(rows), skipped))
         dep = self.deploy_fixture(name)
         self.assertTrue(dep.get("id"), dep)
@@ -147,7 +147,6 @@ def _make_tests():
         setattr(StaticFixtures, "test_%s_static_rows" % ident, test)
 
         if route_checks:
-            @unittest.skip("route headers: issue 3")
             def test_route(self, name=name, checks=route_checks):
                 self.deploy_fixture(name)
                 for path, hname, hvalue in checks:
