@@ -23,8 +23,8 @@ using nimbus::routing::Request;
 using nimbus::routing::RouteTable;
 using Clock = std::chrono::steady_clock;
 
-constexpr int kLoops = 7;                   // timed loops per path; the median is reported
-constexpr int kMaxIterations = 200000;      // per loop
+constexpr int kLoops = 7;               // timed loops per path; the median is reported
+constexpr int kMaxIterations = 200000;  // per loop
 constexpr auto kMaxLoopTime = std::chrono::milliseconds(100);
 
 int usage() {
@@ -67,19 +67,27 @@ std::string syntheticConfig(int n, nimbus::output::DeploymentOutput& out) {
     }
     if (i == n / 2) add(R"({"handle": "filesystem"})");
   }
-  for (int i = 0; i < n; i += 4) out.functions.emplace("api/r" + std::to_string(i), nimbus::output::FunctionRef{});
+  for (int i = 0; i < n; i += 4)
+    out.functions.emplace("api/r" + std::to_string(i), nimbus::output::FunctionRef{});
   out.statics.emplace("index.html", nimbus::output::StaticFile{});
   return R"({"version": 3, "routes": [)" + routes + "]}";
 }
 
 std::string describe(const Decision& d) {
   switch (d.kind) {
-    case DecisionKind::Static: return "static " + d.key;
-    case DecisionKind::Function: return "function " + d.key + " " + d.path + (d.query.empty() ? "" : "?" + d.query);
-    case DecisionKind::Redirect: return "redirect " + std::to_string(d.status) + " " + d.location;
-    case DecisionKind::Proxy: return "proxy " + d.url;
-    case DecisionKind::Error: return "error " + std::to_string(d.status) + " " + d.errorCode + (d.key.empty() ? "" : " " + d.key);
-    case DecisionKind::Middleware: return "middleware " + d.middlewareKey;
+    case DecisionKind::Static:
+      return "static " + d.key;
+    case DecisionKind::Function:
+      return "function " + d.key + " " + d.path + (d.query.empty() ? "" : "?" + d.query);
+    case DecisionKind::Redirect:
+      return "redirect " + std::to_string(d.status) + " " + d.location;
+    case DecisionKind::Proxy:
+      return "proxy " + d.url;
+    case DecisionKind::Error:
+      return "error " + std::to_string(d.status) + " " + d.errorCode +
+             (d.key.empty() ? "" : " " + d.key);
+    case DecisionKind::Middleware:
+      return "middleware " + d.middlewareKey;
   }
   return "?";
 }
@@ -99,8 +107,8 @@ int main(int argc, char** argv) {
     configJson = syntheticConfig(n, out);
     argi = 3;
     int last = (n - 1) / 4 * 4;
-    paths = {"/", "/r0/hello", "/r" + std::to_string(last) + "/hello", "/old1/x",
-             "/h2/page", "/nope/at/all"};
+    paths = {"/",       "/r0/hello", "/r" + std::to_string(last) + "/hello",
+             "/old1/x", "/h2/page",  "/nope/at/all"};
   } else {
     std::filesystem::path config(argv[1]);
     auto listed = nimbus::routing::listOutputKeys(config.parent_path().string());
@@ -121,8 +129,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   auto index = nimbus::routing::makeOutputIndex(out);
-  std::printf("# %zu routes, %zu statics, %zu functions\n", (*table)->routeCount(), out.statics.size(),
-              out.functions.size());
+  std::printf("# %zu routes, %zu statics, %zu functions\n", (*table)->routeCount(),
+              out.statics.size(), out.functions.size());
 
   std::vector<double> perPath;
   for (const std::string& url : paths) {
@@ -132,8 +140,10 @@ int main(int argc, char** argv) {
     size_t q = url.find('?');
     req.path = url.substr(0, q);
     if (q != std::string::npos) req.query = url.substr(q + 1);
-    req.headers = {{"host", "example.com"}, {"user-agent", "routing_bench"},
-                   {"accept", "*/*"}, {"accept-language", "en"}};
+    req.headers = {{"host", "example.com"},
+                   {"user-agent", "routing_bench"},
+                   {"accept", "*/*"},
+                   {"accept-language", "en"}};
     Decision first = (*table)->evaluate(req, *index);
     for (int i = 0; i < 1000; ++i) (*table)->evaluate(req, *index);  // warm up
     std::vector<double> loops;

@@ -2,9 +2,8 @@
 // GoogleTest test, named Conformance_<file>_<suite>.<case> (non-alphanumerics become '_').
 #include <gtest/gtest.h>
 
-#include <boost/json.hpp>
-
 #include <algorithm>
+#include <boost/json.hpp>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -63,8 +62,8 @@ struct Suite {
   std::string file;
   std::string name;
   std::string configJson;
-  std::string configProblem;   // could not read the config: the reason
-  bool skip = false;           // the fixture directory is missing
+  std::string configProblem;  // could not read the config: the reason
+  bool skip = false;          // the fixture directory is missing
   output::DeploymentOutput outputs;
   std::optional<std::string> fixture;  // "fromFixture": listed on first use
   std::string outputsProblem;
@@ -93,12 +92,18 @@ void Suite::compile() {
 
 std::string kindName(DecisionKind k) {
   switch (k) {
-    case DecisionKind::Static: return "static";
-    case DecisionKind::Function: return "function";
-    case DecisionKind::Redirect: return "redirect";
-    case DecisionKind::Proxy: return "proxy";
-    case DecisionKind::Error: return "error";
-    case DecisionKind::Middleware: return "middleware";
+    case DecisionKind::Static:
+      return "static";
+    case DecisionKind::Function:
+      return "function";
+    case DecisionKind::Redirect:
+      return "redirect";
+    case DecisionKind::Proxy:
+      return "proxy";
+    case DecisionKind::Error:
+      return "error";
+    case DecisionKind::Middleware:
+      return "middleware";
   }
   return "?";
 }
@@ -201,8 +206,8 @@ void expectHeaderSubset(const json::value& expected, const Headers& actual, cons
       for (const auto& g : got) joined += (joined.empty() ? "" : ", ") + g;
       got = {joined};
     }
-    EXPECT_EQ(got, want) << context << ": " << what << " \"" << name << "\"; all: "
-                         << headersText(actual);
+    EXPECT_EQ(got, want) << context << ": " << what << " \"" << name
+                         << "\"; all: " << headersText(actual);
   }
 }
 
@@ -235,9 +240,11 @@ Request requestFromJson(const json::object& r) {
   if (const json::value* h = r.if_contains("host"); h != nullptr && h->is_string()) {
     host = std::string(h->get_string());
   }
-  req.host = toLower(host.substr(0, host.rfind(':') == std::string::npos ? host.size() : host.rfind(':')));
+  req.host =
+      toLower(host.substr(0, host.rfind(':') == std::string::npos ? host.size() : host.rfind(':')));
   if (const json::value* h = r.if_contains("headers")) req.headers = headersFromJson(*h);
-  if (valuesOf(req.headers, "host").empty()) req.headers.insert(req.headers.begin(), {"host", host});
+  if (valuesOf(req.headers, "host").empty())
+    req.headers.insert(req.headers.begin(), {"host", host});
   return req;
 }
 
@@ -279,8 +286,8 @@ class CaseTest : public ::testing::Test {
     if (suite_->skip) GTEST_SKIP() << suite_->configProblem;
     ASSERT_TRUE(suite_->configProblem.empty()) << context_ << ": " << suite_->configProblem;
     ASSERT_TRUE(suite_->outputsProblem.empty()) << context_ << ": " << suite_->outputsProblem;
-    ASSERT_TRUE(suite_->table != nullptr) << context_ << ": config did not compile: "
-                                          << suite_->compileError;
+    ASSERT_TRUE(suite_->table != nullptr)
+        << context_ << ": config did not compile: " << suite_->compileError;
     const json::value* requestJson = case_.if_contains("request");
     ASSERT_TRUE(requestJson != nullptr && requestJson->is_object())
         << context_ << ": case has no \"request\" object";
@@ -299,7 +306,8 @@ class CaseTest : public ::testing::Test {
     std::string trace = describe(d);
     for (size_t i = 0; i < answers.size() && d.kind == DecisionKind::Middleware; ++i) {
       MiddlewareOutcome outcome = outcomeFromJson(answers[i]);
-      ASSERT_TRUE(d.continuation != nullptr) << context_ << ": middleware stop without continuation";
+      ASSERT_TRUE(d.continuation != nullptr)
+          << context_ << ": middleware stop without continuation";
       // A responding middleware is the answer: the stop itself is what the case checks.
       if (outcome.action == MiddlewareOutcome::Action::Respond) break;
       d = suite_->table->resume(request, *suite_->index, *d.continuation, outcome);
@@ -317,7 +325,9 @@ class CaseTest : public ::testing::Test {
     for (const auto& field : expectJson->get_object()) {
       std::string_view k = field.key();
       const json::value& v = field.value();
-      auto str = [&v]() { return v.is_string() ? std::string(v.get_string()) : json::serialize(v); };
+      auto str = [&v]() {
+        return v.is_string() ? std::string(v.get_string()) : json::serialize(v);
+      };
       if (k == "kind") {
         EXPECT_EQ(kindName(d.kind), str()) << ctx;
       } else if (k == "status") {
@@ -443,8 +453,9 @@ void registerFile(const fs::path& path) {
   }
   if (suites == nullptr) {
     std::string message = path.string() + ": " +
-                          (!text ? "cannot read" : ec ? "not valid JSON: " + ec.message()
-                                                      : "has no \"suites\" array");
+                          (!text ? "cannot read"
+                           : ec  ? "not valid JSON: " + ec.message()
+                                 : "has no \"suites\" array");
     registerTest("Conformance_" + stem, "LoadsFile", file,
                  [message] { return new FailingTest(message); });
     return;
@@ -530,9 +541,8 @@ void registerFile(const fs::path& path) {
       while (!names.insert(testName).second) testName += "_";
       json::object copy = *c;
       std::string context = where + " / " + caseName;
-      registerTest(gtestSuite, testName, file, [suite, copy, context] {
-        return new CaseTest(suite, copy, context);
-      });
+      registerTest(gtestSuite, testName, file,
+                   [suite, copy, context] { return new CaseTest(suite, copy, context); });
     }
   }
 }

@@ -24,15 +24,15 @@ class DeploymentOutputIndex final : public OutputIndex {
     // them, and functions win a key clash with statics (inserted after, spec 1.3), so a
     // lookup is a single probe.
     std::unordered_map<std::string, int> rank;
-    auto offer = [this, &rank](std::string_view dir, std::string_view key, OutputKind kind,
-                               int r) {
+    auto offer = [this, &rank](std::string_view dir, std::string_view key, OutputKind kind, int r) {
       auto [it, inserted] = rank.try_emplace(std::string(dir), r);
       if (inserted || r < it->second) {
         it->second = r;
         paths_[std::string(dir)] = {kind, std::string(key)};
       }
     };
-    auto dirOf = [](std::string_view key, std::string_view leaf) -> std::optional<std::string_view> {
+    auto dirOf = [](std::string_view key,
+                    std::string_view leaf) -> std::optional<std::string_view> {
       if (key == leaf) return std::string_view();
       if (key.size() > leaf.size() + 1 && key.ends_with(leaf) &&
           key[key.size() - leaf.size() - 1] == '/') {

@@ -20,9 +20,12 @@ std::unique_ptr<OutputIndex> indexOf(std::vector<std::string> statics,
 std::string found(const OutputIndex& index, std::string_view path) {
   OutputMatch m = index.find(path);
   switch (m.kind) {
-    case OutputKind::None: return "none";
-    case OutputKind::Static: return "static " + m.key;
-    case OutputKind::Function: return "function " + m.key;
+    case OutputKind::None:
+      return "none";
+    case OutputKind::Static:
+      return "static " + m.key;
+    case OutputKind::Function:
+      return "function " + m.key;
   }
   return "?";
 }

@@ -1,7 +1,6 @@
 #include "routing/output_listing.h"
 
 #include <boost/json.hpp>
-
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -15,7 +14,8 @@ namespace {
 
 void listStatics(const fs::path& dir, const fs::path& root, output::DeploymentOutput& out) {
   std::error_code ec;
-  for (fs::recursive_directory_iterator it(dir, fs::directory_options::follow_directory_symlink, ec),
+  for (fs::recursive_directory_iterator
+           it(dir, fs::directory_options::follow_directory_symlink, ec),
        end;
        it != end; it.increment(ec)) {
     if (ec) break;
@@ -38,8 +38,8 @@ void listFunctions(const fs::path& dir, const std::string& prefix, output::Deplo
       output::FunctionRef fn;
       fn.key = key;
       fn.dir = "functions/" + prefix + name;
-      fn.hasPrerenderConfig = fs::exists(dir / (name.substr(0, name.size() - 5) +
-                                                ".prerender-config.json"), ec);
+      fn.hasPrerenderConfig =
+          fs::exists(dir / (name.substr(0, name.size() - 5) + ".prerender-config.json"), ec);
       out.functions.emplace(key, std::move(fn));
       continue;
     }

@@ -44,7 +44,10 @@ class Captures {
   // Group `n` (0 = whole match); empty when the group did not participate or does not exist.
   std::string_view group(uint32_t n) const;
   uint32_t size() const { return static_cast<uint32_t>(spans_.size()); }
-  void clear() { subject_.clear(); spans_.clear(); }
+  void clear() {
+    subject_.clear();
+    spans_.clear();
+  }
 
  private:
   friend class Regex;
@@ -66,8 +69,7 @@ class Regex {
   ~Regex();
 
   // Matches the whole of `subject`. On Matched, `captures` (when given) holds the groups.
-  MatchStatus match(std::string_view subject, const MatchLimits& limits,
-                    Captures* captures) const;
+  MatchStatus match(std::string_view subject, const MatchLimits& limits, Captures* captures) const;
 
   uint32_t captureCount() const { return captureCount_; }
   // Named groups with their numbers, in pattern order.

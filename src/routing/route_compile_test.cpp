@@ -27,7 +27,8 @@ TEST(RouteCompile, AcceptsTheRealFixtureShapes) {
      "override": true},
     {"handle": "filesystem"},
     {"src": "(?<__isr_route>/isr)", "dest": "/isr-isr?__isr_route=$__isr_route"},
-    {"src": "/(.*)", "dest": "/", "transforms": [{"type": "request.path", "op": "set", "args": "/$1"}]},
+    {"src": "/(.*)", "dest": "/",
+     "transforms": [{"type": "request.path", "op": "set", "args": "/$1"}]},
     {"handle": "error"},
     {"status": 404, "src": "^(?!/api).*$", "dest": "/404"}
   ], "overrides": {}, "crons": []})json");
@@ -36,7 +37,8 @@ TEST(RouteCompile, AcceptsTheRealFixtureShapes) {
 }
 
 TEST(RouteCompile, BadRegexNamesIndexFieldAndOffset) {
-  std::string e = compileError(R"json({"version": 3, "routes": [{"src": "/ok"}, {"handle": "filesystem"},
+  std::string e =
+      compileError(R"json({"version": 3, "routes": [{"src": "/ok"}, {"handle": "filesystem"},
     {"src": "/(unclosed", "dest": "/x"}]})json");
   EXPECT_CONTAINS(e, "routes[2].src: invalid regular expression at offset 10");
   EXPECT_CONTAINS(e, "/(unclosed");
@@ -93,7 +95,8 @@ TEST(RouteCompile, UnknownHandleSaysWhichValuesExist) {
 
 TEST(RouteCompile, DuplicateHandleNamesBothPositions) {
   std::string e = compileError(
-      R"json({"routes": [{"handle": "filesystem"}, {"src": "/x"}, {"handle": "miss"}, {"handle": "filesystem"}]})json");
+      R"json({"routes": [{"handle": "filesystem"}, {"src": "/x"}, {"handle": "miss"},
+                          {"handle": "filesystem"}]})json");
   EXPECT_CONTAINS(e, "routes[3].handle: \"filesystem\" appears twice (first at routes[0])");
 }
 

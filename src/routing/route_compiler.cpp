@@ -1,8 +1,7 @@
 // config.json -> CompiledConfig: every field of spec 2.2/2.3 type-checked, regexes compiled,
 // `$` tokens resolved. Problems are collected, not thrown: one line per problem.
-#include <boost/json.hpp>
-
 #include <algorithm>
+#include <boost/json.hpp>
 #include <cmath>
 #include <set>
 
@@ -15,13 +14,20 @@ namespace json = boost::json;
 
 std::string_view phaseName(Phase phase) {
   switch (phase) {
-    case Phase::None: return "none";
-    case Phase::Filesystem: return "filesystem";
-    case Phase::Miss: return "miss";
-    case Phase::Rewrite: return "rewrite";
-    case Phase::Hit: return "hit";
-    case Phase::Error: return "error";
-    case Phase::Resource: return "resource";
+    case Phase::None:
+      return "none";
+    case Phase::Filesystem:
+      return "filesystem";
+    case Phase::Miss:
+      return "miss";
+    case Phase::Rewrite:
+      return "rewrite";
+    case Phase::Hit:
+      return "hit";
+    case Phase::Error:
+      return "error";
+    case Phase::Resource:
+      return "resource";
   }
   return "?";
 }
@@ -40,14 +46,20 @@ std::optional<Phase> phaseFromHandle(std::string_view handle) {
 
 std::string typeName(const json::value& v) {
   switch (v.kind()) {
-    case json::kind::null: return "null";
-    case json::kind::bool_: return "a boolean";
+    case json::kind::null:
+      return "null";
+    case json::kind::bool_:
+      return "a boolean";
     case json::kind::int64:
     case json::kind::uint64:
-    case json::kind::double_: return "a number";
-    case json::kind::string: return "a string";
-    case json::kind::array: return "an array";
-    case json::kind::object: return "an object";
+    case json::kind::double_:
+      return "a number";
+    case json::kind::string:
+      return "a string";
+    case json::kind::array:
+      return "an array";
+    case json::kind::object:
+      return "an object";
   }
   return "?";
 }
@@ -84,9 +96,8 @@ bool isHeaderName(std::string_view name) {
 }
 
 bool hasControlChars(std::string_view value) {
-  return std::any_of(value.begin(), value.end(), [](char c) {
-    return c == '\r' || c == '\n' || c == '\0';
-  });
+  return std::any_of(value.begin(), value.end(),
+                     [](char c) { return c == '\r' || c == '\n' || c == '\0'; });
 }
 
 enum class UnknownToken { Empty, Verbatim };
@@ -133,7 +144,8 @@ Template compileTemplate(std::string_view text, const TokenScope& scope, Unknown
       auto it = std::find(scope.slotNames->begin(), scope.slotNames->end(), token);
       if (it != scope.slotNames->end()) {
         t.pieces.push_back({TemplatePiece::Kind::HasValue,
-                            static_cast<uint32_t>(it - scope.slotNames->begin()), {}});
+                            static_cast<uint32_t>(it - scope.slotNames->begin()),
+                            {}});
         continue;
       }
     }
@@ -176,14 +188,13 @@ class Compiler {
       boost::system::error_code ec;
       root = json::parse(json::string_view(text.data(), text.size()), ec);
       if (ec) {
-        return makeError(ErrorKind::Invalid,
-                         "config.json is not valid JSON (" + ec.message() +
-                             "); fix the file the framework adapter wrote");
+        return makeError(ErrorKind::Invalid, "config.json is not valid JSON (" + ec.message() +
+                                                 "); fix the file the framework adapter wrote");
       }
     }
     if (!root.is_object()) {
-      return makeError(ErrorKind::Invalid, "config.json must be a JSON object, got " +
-                                               typeName(root));
+      return makeError(ErrorKind::Invalid,
+                       "config.json must be a JSON object, got " + typeName(root));
     }
     const json::object& config = root.get_object();
     if (const json::value* version = config.if_contains("version")) {
@@ -216,7 +227,8 @@ class Compiler {
 
   void compileWildcard(const json::value& v) {
     if (!v.is_array()) {
-      problem("wildcard", "must be an array of {\"domain\", \"value\"} objects, got " + typeName(v));
+      problem("wildcard",
+              "must be an array of {\"domain\", \"value\"} objects, got " + typeName(v));
       return;
     }
     const json::array& items = v.get_array();
@@ -260,9 +272,9 @@ class Compiler {
         }
         auto slot = static_cast<size_t>(*next);
         if (handleAt[slot] >= 0) {
-          problem(where + ".handle", "\"" + std::string(name) + "\" appears twice (first at routes[" +
-                                         std::to_string(handleAt[slot]) +
-                                         "]); each handle may appear at most once");
+          problem(where + ".handle",
+                  "\"" + std::string(name) + "\" appears twice (first at routes[" +
+                      std::to_string(handleAt[slot]) + "]); each handle may appear at most once");
         } else {
           handleAt[slot] = static_cast<int>(i);
         }
@@ -364,16 +376,16 @@ class Compiler {
       if (re) {
         route.src.emplace(std::move(*re));
       } else {
-        problem(where + ".src", re.error().message + " in \"" + std::string(src->get_string()) +
-                                    "\"");
+        problem(where + ".src",
+                re.error().message + " in \"" + std::string(src->get_string()) + "\"");
       }
     }
 
     if (const json::value* status = aliased(obj, where, "status", "statusCode")) {
       auto n = numberOf(*status);
       if (!n || std::floor(*n) != *n || *n < 100 || *n > 999) {
-        problem(where + ".status", "must be an integer from 100 to 999, got " +
-                                       json::serialize(*status));
+        problem(where + ".status",
+                "must be an integer from 100 to 999, got " + json::serialize(*status));
       } else {
         route.status = static_cast<int>(*n);
       }
@@ -402,18 +414,18 @@ class Compiler {
 
     if (const json::value* dest = aliased(obj, where, "dest", "destination")) {
       if (!dest->is_string()) {
-        problem(where + ".dest", "must be a string (a path or an absolute URL), got " +
-                                     typeName(*dest));
+        problem(where + ".dest",
+                "must be a string (a path or an absolute URL), got " + typeName(*dest));
       } else {
-        route.dest = compileTemplate(std::string_view(dest->get_string()), scope,
-                                     UnknownToken::Empty);
+        route.dest =
+            compileTemplate(std::string_view(dest->get_string()), scope, UnknownToken::Empty);
       }
     }
 
     if (const json::value* headers = obj.if_contains("headers")) {
       if (!headers->is_object()) {
-        problem(where + ".headers", "must be an object of header name to string value, got " +
-                                        typeName(*headers));
+        problem(where + ".headers",
+                "must be an object of header name to string value, got " + typeName(*headers));
       } else {
         for (const auto& field : headers->get_object()) {
           std::string name(field.key());
@@ -479,8 +491,8 @@ class Compiler {
     Locale locale;
     if (const json::value* redirect = obj->if_contains("redirect")) {
       if (!redirect->is_object()) {
-        problem(where + ".redirect", "must be an object of language to path, got " +
-                                         typeName(*redirect));
+        problem(where + ".redirect",
+                "must be an object of language to path, got " + typeName(*redirect));
       } else {
         for (const auto& field : redirect->get_object()) {
           if (!field.value().is_string()) {
@@ -522,8 +534,8 @@ class Compiler {
       std::string itemWhere = where + "[" + std::to_string(j) + "]";
       const json::object* item = items[j].if_object();
       if (item == nullptr) {
-        problem(itemWhere, "must be an object {\"type\", \"key\"?, \"value\"?}, got " +
-                               typeName(items[j]));
+        problem(itemWhere,
+                "must be an object {\"type\", \"key\"?, \"value\"?}, got " + typeName(items[j]));
         continue;
       }
       HasCondition cond;
@@ -549,8 +561,8 @@ class Compiler {
       const json::value* key = item->if_contains("key");
       if (cond.type != HasType::Host) {
         if (key == nullptr || !key->is_string() || key->get_string().empty()) {
-          problem(itemWhere + ".key", "must be a non-empty string for type \"" +
-                                          std::string(typeText) + "\"");
+          problem(itemWhere + ".key",
+                  "must be a non-empty string for type \"" + std::string(typeText) + "\"");
           continue;
         }
         cond.key = cond.type == HasType::Header ? toLower(std::string_view(key->get_string()))
@@ -607,8 +619,10 @@ class Compiler {
       return m;
     }
     if (!v.is_object()) {
-      problem(where, "must be a regular expression string or an operator object "
-                     "(eq, neq, inc, ninc, pre, suf, re, gt, gte, lt, lte), got " + typeName(v));
+      problem(where,
+              "must be a regular expression string or an operator object "
+              "(eq, neq, inc, ninc, pre, suf, re, gt, gte, lt, lte), got " +
+                  typeName(v));
       return std::nullopt;
     }
     bool ok = true;
@@ -692,15 +706,19 @@ class Compiler {
           ok = false;
           continue;
         }
-        (op == "eq" ? out.eq : op == "neq" ? out.neq : op == "pre" ? out.pre
-                      : op == "suf" ? out.suf : out.sub) = std::move(text);
+        (op == "eq"    ? out.eq
+         : op == "neq" ? out.neq
+         : op == "pre" ? out.pre
+         : op == "suf" ? out.suf
+                       : out.sub) = std::move(text);
       } else if (op == "inc" || op == "ninc") {
         if (!checkStringArray(arg, at)) {
           ok = false;
           continue;
         }
         auto& list = op == "inc" ? out.inc : out.ninc;
-        for (const auto& s : arg.get_array()) list.push_back(toLower(std::string_view(s.get_string())));
+        for (const auto& s : arg.get_array())
+          list.push_back(toLower(std::string_view(s.get_string())));
       } else if (op == "gt" || op == "gte" || op == "lt" || op == "lte") {
         auto n = numberOf(arg);
         if (!n) {
@@ -746,13 +764,15 @@ class Compiler {
       } else if (typeText == "request.path") {
         t.type = TransformType::RequestPath;
       } else {
-        problem(at + ".type", "must be one of \"request.headers\", \"request.query\", "
-                              "\"response.headers\", \"request.path\"");
+        problem(at + ".type",
+                "must be one of \"request.headers\", \"request.query\", "
+                "\"response.headers\", \"request.path\"");
         continue;
       }
       const json::value* op = item->if_contains("op");
-      std::string_view opText =
-          op != nullptr && op->is_string() ? std::string_view(op->get_string()) : std::string_view();
+      std::string_view opText = op != nullptr && op->is_string()
+                                    ? std::string_view(op->get_string())
+                                    : std::string_view();
       if (opText == "set") {
         t.op = TransformOp::Set;
       } else if (opText == "append") {
@@ -767,12 +787,12 @@ class Compiler {
       bool ok = true;
       if (args != nullptr && !args->is_null()) {
         if (args->is_string()) {
-          t.args.push_back(compileTemplate(std::string_view(args->get_string()), scope,
-                                           UnknownToken::Verbatim));
+          t.args.push_back(
+              compileTemplate(std::string_view(args->get_string()), scope, UnknownToken::Verbatim));
         } else if (checkStringArray(*args, at + ".args")) {
           for (const auto& a : args->get_array()) {
-            t.args.push_back(compileTemplate(std::string_view(a.get_string()), scope,
-                                             UnknownToken::Verbatim));
+            t.args.push_back(
+                compileTemplate(std::string_view(a.get_string()), scope, UnknownToken::Verbatim));
           }
         } else {
           ok = false;
@@ -791,8 +811,9 @@ class Compiler {
         const json::object* targetObj = target != nullptr ? target->if_object() : nullptr;
         const json::value* key = targetObj != nullptr ? targetObj->if_contains("key") : nullptr;
         if (key == nullptr) {
-          problem(at + ".target", "must be an object with a \"key\" (a name or an operator "
-                                  "object)");
+          problem(at + ".target",
+                  "must be an object with a \"key\" (a name or an operator "
+                  "object)");
           continue;
         }
         if (!compileKeySelector(*key, at + ".target.key", scope, t.target)) ok = false;

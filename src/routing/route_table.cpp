@@ -35,27 +35,48 @@ bool isRedirectStatus(int status) { return status >= 300 && status <= 399; }
 
 std::string errorCodeFor(int status) {
   switch (status) {
-    case 400: return "BAD_REQUEST";
-    case 401: return "UNAUTHORIZED";
-    case 402: return "PAYMENT_REQUIRED";
-    case 403: return "FORBIDDEN";
-    case 404: return "NOT_FOUND";
-    case 405: return "NOT_ALLOWED";
-    case 406: return "NOT_ACCEPTABLE";
-    case 408: return "REQUEST_TIMEOUT";
-    case 409: return "CONFLICT";
-    case 410: return "GONE";
-    case 413: return "PAYLOAD_TOO_LARGE";
-    case 414: return "URL_TOO_LONG";
-    case 429: return "RATE_LIMITED";
-    case 451: return "UNAVAILABLE_FOR_LEGAL_REASONS";
-    case 500: return "INTERNAL_SERVER_ERROR";
-    case 501: return "NOT_IMPLEMENTED";
-    case 502: return "BAD_GATEWAY";
-    case 503: return "SERVICE_UNAVAILABLE";
-    case 504: return "GATEWAY_TIMEOUT";
-    case 508: return "INFINITE_LOOP";
-    default: return status >= 500 ? "INTERNAL_SERVER_ERROR" : "ERROR";
+    case 400:
+      return "BAD_REQUEST";
+    case 401:
+      return "UNAUTHORIZED";
+    case 402:
+      return "PAYMENT_REQUIRED";
+    case 403:
+      return "FORBIDDEN";
+    case 404:
+      return "NOT_FOUND";
+    case 405:
+      return "NOT_ALLOWED";
+    case 406:
+      return "NOT_ACCEPTABLE";
+    case 408:
+      return "REQUEST_TIMEOUT";
+    case 409:
+      return "CONFLICT";
+    case 410:
+      return "GONE";
+    case 413:
+      return "PAYLOAD_TOO_LARGE";
+    case 414:
+      return "URL_TOO_LONG";
+    case 429:
+      return "RATE_LIMITED";
+    case 451:
+      return "UNAVAILABLE_FOR_LEGAL_REASONS";
+    case 500:
+      return "INTERNAL_SERVER_ERROR";
+    case 501:
+      return "NOT_IMPLEMENTED";
+    case 502:
+      return "BAD_GATEWAY";
+    case 503:
+      return "SERVICE_UNAVAILABLE";
+    case 504:
+      return "GATEWAY_TIMEOUT";
+    case 508:
+      return "INFINITE_LOOP";
+    default:
+      return status >= 500 ? "INTERNAL_SERVER_ERROR" : "ERROR";
   }
 }
 
@@ -89,16 +110,17 @@ void putHeader(Headers& headers, std::string_view name, std::string value, Overw
   if (overwrite == Overwrite::No) return;
   it->second = std::move(value);
   auto next = it + 1;
-  headers.erase(std::remove_if(next, headers.end(), [name](const auto& h) { return h.first == name; }),
-                headers.end());
+  headers.erase(
+      std::remove_if(next, headers.end(), [name](const auto& h) { return h.first == name; }),
+      headers.end());
 }
 
 // Vercel dev's validation for header transforms (invalid ones are skipped).
 bool isTransformHeaderName(std::string_view s) {
   if (s.empty()) return false;
   return std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
   });
 }
 
@@ -177,10 +199,10 @@ struct EvalState {
   Headers importantHeaders;
   std::vector<std::string> deletes;
   int status = 0;
-  int missStatus = 0;        // a `miss` check route's status whose dest did not exist
-  bool errorDest = false;    // an error-phase route set a dest
+  int missStatus = 0;      // a `miss` check route's status whose dest did not exist
+  bool errorDest = false;  // an error-phase route set a dest
   std::optional<std::string> functionPath;  // request.path transform
-  std::string externalUrl;   // an external dest with `continue`
+  std::string externalUrl;                  // an external dest with `continue`
   OutputMatch found;
   uint32_t filesystemChecks = 0;
   bool loopAborted = false;
@@ -192,8 +214,8 @@ enum class FrameKind : uint8_t { Main, MissAfterMain, MissAfterCheck, Hit, Error
 struct Frame {
   FrameKind kind = FrameKind::Main;
   Phase phase = Phase::None;
-  uint32_t pos = 0;        // next route of the phase bucket
-  uint8_t mainIndex = 0;   // Main / MissAfterMain: index into kMainPhases
+  uint32_t pos = 0;                           // next route of the phase bucket
+  uint8_t mainIndex = 0;                      // Main / MissAfterMain: index into kMainPhases
   std::shared_ptr<const EvalState> snapshot;  // miss frames: state to restore when nothing found
 };
 
@@ -228,18 +250,18 @@ struct Scratch {
 thread_local Scratch threadScratch;
 
 enum class StepKind : uint8_t {
-  Continue,     // go on with the next route
-  Stop,         // a non-continue route matched: the phase ends
-  Found,        // a check route's destination exists
-  StatusStop,   // routing ends with `status` (error phase next)
-  CheckMiss,    // a check route's destination does not exist: try `miss` on it
-  Finished,     // `decision` is the answer
+  Continue,    // go on with the next route
+  Stop,        // a non-continue route matched: the phase ends
+  Found,       // a check route's destination exists
+  StatusStop,  // routing ends with `status` (error phase next)
+  CheckMiss,   // a check route's destination does not exist: try `miss` on it
+  Finished,    // `decision` is the answer
 };
 
 struct Step {
   StepKind kind = StepKind::Continue;
-  bool statusRoute = false;  // Stop: the stopping route set a status
-  int status = 0;            // StatusStop
+  bool statusRoute = false;          // Stop: the stopping route set a status
+  int status = 0;                    // StatusStop
   std::optional<Decision> decision;  // Finished
 
   static Step of(StepKind kind) {
@@ -374,7 +396,10 @@ class CompiledRouteTable final : public RouteTable {
 
 Evaluator::Evaluator(const CompiledRouteTable& table, const Request& request,
                      const OutputIndex& index)
-    : table_(table), config_(table.config()), request_(request), index_(index),
+    : table_(table),
+      config_(table.config()),
+      request_(request),
+      index_(index),
       scratch_(threadScratch) {}
 
 Decision Evaluator::start() {
@@ -403,14 +428,14 @@ Decision Evaluator::resume(const Continuation& at, const MiddlewareOutcome& outc
 
   // Response headers of the middleware go to the final response and onto the request
   // (spec 3.6); control headers are the caller's business but are dropped here too.
-  static constexpr std::array<std::string_view, 5> kSkip = {
-      "date", "connection", "content-length", "transfer-encoding", "content-type"};
+  static constexpr std::array<std::string_view, 5> kSkip = {"date", "connection", "content-length",
+                                                            "transfer-encoding", "content-type"};
   if (outcome.overrideRequestHeaders) {
     // Vercel dev semantics: the list is the complete new set; hop-by-hop and framing
     // headers cannot be overridden and are kept.
     static constexpr std::array<std::string_view, 8> kProtected = {
-        "host", "connection", "content-length", "transfer-encoding",
-        "keep-alive", "te", "upgrade", "trailer"};
+        "host",       "connection", "content-length", "transfer-encoding",
+        "keep-alive", "te",         "upgrade",        "trailer"};
     Headers next;
     for (const auto& [name, value] : requestHeaders()) {
       if (std::find(kProtected.begin(), kProtected.end(), name) != kProtected.end()) {
@@ -455,7 +480,8 @@ Decision Evaluator::resume(const Continuation& at, const MiddlewareOutcome& outc
       std::string_view hostOnly = authority.substr(0, authority.rfind(':') == std::string_view::npos
                                                           ? authority.size()
                                                           : authority.rfind(':'));
-      if (!equalsIgnoreCase(hostOnly, request_.host) && !equalsIgnoreCase(authority, request_.host)) {
+      if (!equalsIgnoreCase(hostOnly, request_.host) &&
+          !equalsIgnoreCase(authority, request_.host)) {
         st_.externalUrl = std::string(url);
         st_.query.clear();  // the middleware built the whole upstream URL
         return proxyDecision();
@@ -525,9 +551,8 @@ Step Evaluator::runRoutes(Frame& frame, bool finishPending) {
 }
 
 bool Evaluator::matchRoute(const Route& route, Phase phase) {
-  if (!route.methods.empty() &&
-      std::find(route.methods.begin(), route.methods.end(), request_.method) ==
-          route.methods.end()) {
+  if (!route.methods.empty() && std::find(route.methods.begin(), route.methods.end(),
+                                          request_.method) == route.methods.end()) {
     return false;
   }
   // In `error`, a route's status is a condition: it matches only that routing status.
@@ -627,8 +652,8 @@ bool Evaluator::evalMatchable(const Matchable& m, std::string_view value,
   if (m.eq && value != *m.eq) return false;
   if (m.neq && value == *m.neq) return false;
   if (m.pre && value.substr(0, m.pre->size()) != *m.pre) return false;
-  if (m.suf && (value.size() < m.suf->size() ||
-                value.substr(value.size() - m.suf->size()) != *m.suf)) {
+  if (m.suf &&
+      (value.size() < m.suf->size() || value.substr(value.size() - m.suf->size()) != *m.suf)) {
     return false;
   }
   if (!m.inc.empty() && std::find(m.inc.begin(), m.inc.end(), value) == m.inc.end()) return false;
@@ -670,12 +695,18 @@ void Evaluator::substitute(const Template& t, std::string& out) const {
   out.clear();
   for (const TemplatePiece& piece : t.pieces) {
     switch (piece.kind) {
-      case TemplatePiece::Kind::Literal: out += piece.text; break;
-      case TemplatePiece::Kind::Group: out += scratch_.captures.group(piece.index); break;
+      case TemplatePiece::Kind::Literal:
+        out += piece.text;
+        break;
+      case TemplatePiece::Kind::Group:
+        out += scratch_.captures.group(piece.index);
+        break;
       case TemplatePiece::Kind::HasValue:
         if (piece.index < scratch_.hasValues.size()) out += scratch_.hasValues[piece.index];
         break;
-      case TemplatePiece::Kind::Wildcard: out += wildcardValue(); break;
+      case TemplatePiece::Kind::Wildcard:
+        out += wildcardValue();
+        break;
     }
   }
 }
@@ -735,8 +766,8 @@ std::optional<Decision> Evaluator::localeRedirect(const Locale& locale) {
 }
 
 void Evaluator::applyHeaders(const Route& route, Phase phase) {
-  Overwrite overwrite = (phase == Phase::Hit || phase == Phase::Miss) ? Overwrite::No
-                                                                       : Overwrite::Yes;
+  Overwrite overwrite =
+      (phase == Phase::Hit || phase == Phase::Miss) ? Overwrite::No : Overwrite::Yes;
   for (const HeaderRule& rule : route.headers) {
     std::string value;
     if (rule.value.isLiteral()) {
@@ -765,7 +796,8 @@ bool Evaluator::selectorMatches(const KeySelector& sel, std::string_view keyLowe
   if (!sel.inc.empty() && std::find(sel.inc.begin(), sel.inc.end(), keyLower) == sel.inc.end()) {
     return false;
   }
-  if (!sel.ninc.empty() && std::find(sel.ninc.begin(), sel.ninc.end(), keyLower) != sel.ninc.end()) {
+  if (!sel.ninc.empty() &&
+      std::find(sel.ninc.begin(), sel.ninc.end(), keyLower) != sel.ninc.end()) {
     return false;
   }
   if (sel.gt || sel.gte || sel.lt || sel.lte) {
@@ -789,17 +821,23 @@ void Evaluator::applyTransforms(const Route& route) {
         if (isValidRequestPath(path)) st_.functionPath = std::move(path);
         break;
       }
-      case TransformType::RequestQuery: applyQueryTransform(t); break;
-      case TransformType::RequestHeaders: applyRequestHeaderTransform(t); break;
-      case TransformType::ResponseHeaders: applyResponseHeaderTransform(t); break;
+      case TransformType::RequestQuery:
+        applyQueryTransform(t);
+        break;
+      case TransformType::RequestHeaders:
+        applyRequestHeaderTransform(t);
+        break;
+      case TransformType::ResponseHeaders:
+        applyResponseHeaderTransform(t);
+        break;
     }
   }
 }
 
 namespace {
 
-std::vector<std::string> substitutedArgs(const Transform& t,
-                                         const std::function<void(const Template&, std::string&)>& sub) {
+std::vector<std::string> substitutedArgs(
+    const Transform& t, const std::function<void(const Template&, std::string&)>& sub) {
   std::vector<std::string> out;
   for (const Template& a : t.args) {
     std::string s;
@@ -958,10 +996,9 @@ void Evaluator::applyRequestHeaderTransform(const Transform& t) {
     if (t.target.key && !isTransformHeaderName(literal)) return;
     if (args.empty() || !std::all_of(args.begin(), args.end(), isTransformHeaderValue)) return;
   }
-  transformHeaderList(mutableRequestHeaders(), t.op, literalLower, t.target.key.has_value(), args,
-                      !t.args.empty(), [&](std::string_view name) {
-                        return selectorMatches(t.target, name, literalLower);
-                      });
+  transformHeaderList(
+      mutableRequestHeaders(), t.op, literalLower, t.target.key.has_value(), args, !t.args.empty(),
+      [&](std::string_view name) { return selectorMatches(t.target, name, literalLower); });
 }
 
 void Evaluator::applyResponseHeaderTransform(const Transform& t) {
@@ -1072,7 +1109,7 @@ Step Evaluator::applyRoute(const Route& route, Phase phase, bool resumed) {
     const std::string* header = findHeader(st_.headers, "location");
     if (header != nullptr || route.dest) {
       return Step::finished(
-                  redirectDecision(header != nullptr ? *header : destText, st_.status, false));
+          redirectDecision(header != nullptr ? *header : destText, st_.status, false));
     }
   }
   if (external && !route.continues) return Step::finished(proxyDecision());
@@ -1105,9 +1142,9 @@ Decision Evaluator::middlewareStop(const Route& route) {
   c->frames = frames_;
   c->depth = depth_;
   c->captures = scratch_.captures;
-  c->hasValues.assign(scratch_.hasValues.begin(),
-                      scratch_.hasValues.begin() + std::min<size_t>(route.hasSlotCount,
-                                                                    scratch_.hasValues.size()));
+  c->hasValues.assign(
+      scratch_.hasValues.begin(),
+      scratch_.hasValues.begin() + std::min<size_t>(route.hasSlotCount, scratch_.hasValues.size()));
   c->middlewareKey = key;
   Decision d;
   d.kind = DecisionKind::Middleware;
@@ -1206,9 +1243,12 @@ std::optional<Decision> Evaluator::onFrameEnd(const Step& step) {
         case StepKind::CheckMiss:
           pushFrame(FrameKind::MissAfterCheck, Phase::Miss, frame.mainIndex);
           return std::nullopt;
-        case StepKind::Found: return enterHit();
-        case StepKind::StatusStop: return enterError(step.status);
-        default: break;
+        case StepKind::Found:
+          return enterHit();
+        case StepKind::StatusStop:
+          return enterError(step.status);
+        default:
+          break;
       }
       if (!st_.externalUrl.empty()) return proxyDecision();
       if (checkExists()) return enterHit();

@@ -59,11 +59,13 @@ TEST(RouteTable, CatastrophicRegexIsNoMatchAndCounted) {
 }
 
 TEST(RouteTable, FunctionDecisionCarriesWhatTheOriginNeeds) {
-  auto table = compileOk(R"json({"routes": [{"src": "/(.*)", "headers": {"x-r": "$1"}, "continue": true},
-    {"handle": "filesystem"}, {"src": "^/u/([^/]+)$", "dest": "/api/user?id=$1", "check": true}]})json");
+  auto table =
+      compileOk(R"json({"routes": [{"src": "/(.*)", "headers": {"x-r": "$1"}, "continue": true},
+    {"handle": "filesystem"},
+    {"src": "^/u/([^/]+)$", "dest": "/api/user?id=$1", "check": true}]})json");
   auto index = indexOf({"about"}, {"api/user"});
-  Decision d = table->evaluate(get("/u/7", "x=1", {{"host", "example.com"}, {"cookie", "a=b"}}),
-                               *index);
+  Decision d =
+      table->evaluate(get("/u/7", "x=1", {{"host", "example.com"}, {"cookie", "a=b"}}), *index);
   ASSERT_EQ(d.kind, DecisionKind::Function);
   EXPECT_EQ(d.key, "api/user");
   EXPECT_EQ(d.path, "/u/7");
@@ -217,7 +219,8 @@ TEST(RouteTable, ResponseHeaderTransformsFoldIntoImportantAndDeletes) {
     {"src": "/(.*)", "continue": true, "transforms": [
       {"type": "response.headers", "op": "set", "target": {"key": "x-a"}, "args": "2"},
       {"type": "response.headers", "op": "delete", "target": {"key": "x-powered-by"}},
-      {"type": "response.headers", "op": "append", "target": {"key": "server-timing"}, "args": "y"}]},
+      {"type": "response.headers", "op": "append", "target": {"key": "server-timing"},
+       "args": "y"}]},
     {"handle": "filesystem"}]})json");
   auto index = indexOf({"about"}, {});
   Decision d = table->evaluate(get("/about"), *index);
