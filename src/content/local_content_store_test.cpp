@@ -1,4 +1,6 @@
 #include <gtest/gtest.h>
+
+#include "testing/temp_dir.h"
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,22 +19,9 @@ namespace {
 namespace fs = std::filesystem;
 
 // A fresh directory under $TMPDIR (or /tmp), removed with everything in it.
-class TempDir {
+class TempDir : public nimbus::testing::TempDir {
  public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base && *base ? base : "/tmp") + "/nimbus-content-XXXXXX";
-    NIMBUS_CHECK(::mkdtemp(pattern.data()) != nullptr);
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
+  TempDir() : nimbus::testing::TempDir("nimbus-content") {}
 };
 
 size_t countEntries(const std::string& dir) {

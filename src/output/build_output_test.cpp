@@ -1,6 +1,8 @@
 #include "output/build_output.h"
 
 #include <gtest/gtest.h>
+
+#include "testing/temp_dir.h"
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -35,38 +37,23 @@ std::string fixturesDir() {
 }
 
 // A fresh directory under $TMPDIR, removed with everything in it on destruction.
-class TempDir {
+class TempDir : public nimbus::testing::TempDir {
  public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "nimbus-output-test-XXXXXX").string();
-    NIMBUS_CHECK(::mkdtemp(tmpl.data()) != nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
+  TempDir() : nimbus::testing::TempDir("nimbus-output-test") {}
 
   // Writes `content` to `rel` (creating parent directories).
   void write(const std::string& rel, std::string_view content, fs::perms perms = fs::perms(0644)) {
-    fs::path p = fs::path(path_) / rel;
+    fs::path p = fs::path(path()) / rel;
     fs::create_directories(p.parent_path());
     std::ofstream(p, std::ios::binary) << content;
     fs::permissions(p, perms);
   }
   void symlink(const std::string& rel, const std::string& target) {
-    fs::path p = fs::path(path_) / rel;
+    fs::path p = fs::path(path()) / rel;
     fs::create_directories(p.parent_path());
     fs::create_symlink(target, p);
   }
-  void mkdir(const std::string& rel) { fs::create_directories(fs::path(path_) / rel); }
-
- private:
-  std::string path_;
+  void mkdir(const std::string& rel) { fs::create_directories(fs::path(path()) / rel); }
 };
 
 std::string readFile(const fs::path& p) {

@@ -3,6 +3,8 @@
 #include "store/sqlite_store.h"
 
 #include <gtest/gtest.h>
+
+#include "testing/temp_dir.h"
 #include <sqlite3.h>
 
 #include <cstdlib>
@@ -15,22 +17,9 @@
 namespace nimbus::store {
 namespace {
 
-class TempDir {
+class TempDir : public nimbus::testing::TempDir {
  public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base && *base ? base : "/tmp") + "/nimbus-sqlite-XXXXXX";
-    NIMBUS_CHECK(::mkdtemp(pattern.data()) != nullptr);
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
+  TempDir() : nimbus::testing::TempDir("nimbus-sqlite") {}
 };
 
 // A raw connection for writing databases the way an older Nimbus did and for inspecting them.

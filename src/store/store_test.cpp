@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "testing/temp_dir.h"
+
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
@@ -18,22 +20,9 @@ namespace nimbus::store {
 namespace {
 
 // A fresh directory under $TMPDIR (or /tmp), removed with everything in it.
-class TempDir {
+class TempDir : public nimbus::testing::TempDir {
  public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base && *base ? base : "/tmp") + "/nimbus-store-XXXXXX";
-    NIMBUS_CHECK(::mkdtemp(pattern.data()) != nullptr);
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
+  TempDir() : nimbus::testing::TempDir("nimbus-store") {}
 };
 
 struct StoreBackend {
