@@ -9,7 +9,7 @@ packages=(
   libssl-dev libsqlite3-dev libpq-dev libpcre2-dev libseccomp-dev
   libcli11-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
   zlib1g-dev libbrotli-dev
-  python3 curl
+  python3 curl nodejs
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(nginx-light wrk)

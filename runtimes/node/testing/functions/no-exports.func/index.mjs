@@ -1,0 +1,2 @@
+// Exports nothing and starts no server.
+export const notAHandler = 42;

@@ -1,0 +1,8 @@
+// Takes 300 ms to initialise (top-level await) and says when it starts, so a
+// test can send a request while the launcher is still specializing.
+console.log('slow-init: import started');
+await new Promise((resolve) => setTimeout(resolve, 300));
+
+export default (req, res) => {
+  res.json({ body: req.body, query: req.query });
+};
