@@ -483,6 +483,19 @@ asio::awaitable<void> Exchange::sendStream(uint64_t length, ChunkSource* source)
   }
 }
 
+namespace {
+
+// Waits until the socket takes more bytes; false (and the exchange failed) on error or
+// timeout.
+asio::awaitable<bool> waitWritable(Exchange::Impl* s) {
+  s->conn->expiresAfter(s->limits->ioTimeout);
+  auto [ec] = co_await s->conn->socket.async_wait(tcp::socket::wait_write, kTuple);
+  if (ec) s->failed = true;
+  co_return !ec;
+}
+
+}  // namespace
+
 asio::awaitable<void> Exchange::sendFile(int fd, uint64_t offset, uint64_t length) {
   Impl& s = *impl_;
   NIMBUS_CHECK(s.started && !s.sent);
@@ -502,12 +515,7 @@ asio::awaitable<void> Exchange::sendFile(int fd, uint64_t offset, uint64_t lengt
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      s.conn->expiresAfter(s.limits->ioTimeout);
-      auto [ec] = co_await s.conn->socket.async_wait(tcp::socket::wait_write, kTuple);
-      if (ec) {
-        s.failed = true;
-        co_return;
-      }
+      if (!co_await waitWritable(&s)) co_return;
       continue;
     }
     s.failed = true;
@@ -525,12 +533,7 @@ asio::awaitable<void> Exchange::sendFile(int fd, uint64_t offset, uint64_t lengt
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      s.conn->expiresAfter(s.limits->ioTimeout);
-      auto [ec] = co_await s.conn->socket.async_wait(tcp::socket::wait_write, kTuple);
-      if (ec) {
-        s.failed = true;
-        co_return;
-      }
+      if (!co_await waitWritable(&s)) co_return;
       continue;
     }
     // n == 0: the file is shorter than promised; the client must not take a short body.

@@ -1,5 +1,7 @@
 #include "output/validation.h"
 
+#include "output/json_kind.h"
+
 #include <boost/json.hpp>
 #include <cstdio>
 
@@ -37,25 +39,6 @@ std::optional<json::value> parseJson(std::string_view text, std::string* error) 
   return parser.release();
 }
 
-const char* kindName(const json::value& v) {
-  switch (v.kind()) {
-    case json::kind::null:
-      return "null";
-    case json::kind::bool_:
-      return "a boolean";
-    case json::kind::int64:
-    case json::kind::uint64:
-    case json::kind::double_:
-      return "a number";
-    case json::kind::string:
-      return "a string";
-    case json::kind::array:
-      return "an array";
-    case json::kind::object:
-      return "an object";
-  }
-  return "a value";
-}
 
 bool isNumberEqualTo(const json::value& v, int64_t n) {
   if (v.is_int64()) return v.get_int64() == n;
@@ -221,7 +204,7 @@ std::vector<std::string> configJsonProblems(std::string_view text) {
     return out;
   }
   if (!value->is_object()) {
-    out.push_back(std::string("is ") + kindName(*value) +
+    out.push_back(std::string("is ") + jsonKindName(*value) +
                   ", expected a JSON object like {\"version\": 3}; rebuild the output");
     return out;
   }
@@ -230,7 +213,7 @@ std::vector<std::string> configJsonProblems(std::string_view text) {
   if (version == nullptr) {
     out.push_back("has no \"version\"; a Build Output API v3 config needs \"version\": 3");
   } else if (!version->is_number()) {
-    out.push_back(std::string("\"version\" is ") + kindName(*version) +
+    out.push_back(std::string("\"version\" is ") + jsonKindName(*version) +
                   ", expected the number 3; write \"version\": 3");
   } else if (!isNumberEqualTo(*version, 3)) {
     out.push_back("\"version\" is " + json::serialize(*version) +
@@ -238,11 +221,11 @@ std::vector<std::string> configJsonProblems(std::string_view text) {
                   "current framework adapter or `vercel build`");
   }
   if (const json::value* routes = obj.if_contains("routes"); routes && !routes->is_array()) {
-    out.push_back(std::string("\"routes\" is ") + kindName(*routes) +
+    out.push_back(std::string("\"routes\" is ") + jsonKindName(*routes) +
                   ", expected an array of routes; fix or remove it");
   }
   if (const json::value* ov = obj.if_contains("overrides"); ov && !ov->is_object()) {
-    out.push_back(std::string("\"overrides\" is ") + kindName(*ov) +
+    out.push_back(std::string("\"overrides\" is ") + jsonKindName(*ov) +
                   ", expected an object keyed by static file path; fix or remove it");
   }
   return out;
@@ -257,7 +240,7 @@ std::vector<std::string> vcConfigProblems(std::string_view text) {
     return out;
   }
   if (!value->is_object()) {
-    out.push_back(std::string("is ") + kindName(*value) +
+    out.push_back(std::string("is ") + jsonKindName(*value) +
                   ", expected a JSON object like {\"runtime\": \"nodejs20.x\", \"handler\": "
                   "\"index.js\"}; rebuild the output");
     return out;
@@ -273,7 +256,7 @@ std::vector<std::string> vcConfigProblems(std::string_view text) {
       out.push_back(std::string("has no \"") + key + "\"; add it, e.g. \"" + key + "\": \"" +
                     example + "\"");
     } else if (!v->is_string()) {
-      out.push_back(std::string("\"") + key + "\" is " + kindName(*v) +
+      out.push_back(std::string("\"") + key + "\" is " + jsonKindName(*v) +
                     ", expected a string, e.g. \"" + example + "\"");
     }
   };
@@ -285,7 +268,7 @@ std::vector<std::string> vcConfigProblems(std::string_view text) {
     requireString("handler", "index.js");
   }
   if (const json::value* lt = obj.if_contains("launcherType"); lt && !lt->is_string()) {
-    out.push_back(std::string("\"launcherType\" is ") + kindName(*lt) +
+    out.push_back(std::string("\"launcherType\" is ") + jsonKindName(*lt) +
                   ", expected a string such as \"Nodejs\"; fix or remove it");
   }
   return out;
@@ -308,6 +291,26 @@ std::string formatProblemList(std::string_view headline,
     ++listed;
   }
   return out;
+}
+
+const char* jsonKindName(const json::value& v) {
+  switch (v.kind()) {
+    case json::kind::null:
+      return "null";
+    case json::kind::bool_:
+      return "a boolean";
+    case json::kind::int64:
+    case json::kind::uint64:
+    case json::kind::double_:
+      return "a number";
+    case json::kind::string:
+      return "a string";
+    case json::kind::array:
+      return "an array";
+    case json::kind::object:
+      return "an object";
+  }
+  return "a value";
 }
 
 }  // namespace nimbus::output

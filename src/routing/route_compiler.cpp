@@ -5,6 +5,7 @@
 #include <cmath>
 #include <set>
 
+#include "output/json_kind.h"
 #include "routing/route_model.h"
 #include "routing/url_text.h"
 
@@ -44,25 +45,7 @@ std::optional<Phase> phaseFromHandle(std::string_view handle) {
   return std::nullopt;
 }
 
-std::string typeName(const json::value& v) {
-  switch (v.kind()) {
-    case json::kind::null:
-      return "null";
-    case json::kind::bool_:
-      return "a boolean";
-    case json::kind::int64:
-    case json::kind::uint64:
-    case json::kind::double_:
-      return "a number";
-    case json::kind::string:
-      return "a string";
-    case json::kind::array:
-      return "an array";
-    case json::kind::object:
-      return "an object";
-  }
-  return "?";
-}
+std::string typeName(const json::value& v) { return output::jsonKindName(v); }
 
 std::optional<double> numberOf(const json::value& v) {
   if (v.is_int64()) return static_cast<double>(v.get_int64());
