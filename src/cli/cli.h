@@ -2,6 +2,7 @@
 // The `nimbus` command: argument parsing and wiring. Each subcommand is a function taking
 // its parsed options and returning the process exit status (0 ok, 1 failure).
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,16 @@ struct UpstreamTlsOptions {
 int runUpstreamTlsSet(const GlobalOptions& g, const UpstreamTlsOptions& o);
 int runUpstreamTlsShow(const GlobalOptions& g, const std::string& project);
 int runUpstreamTlsRemove(const GlobalOptions& g, const std::string& project);
+struct EnvOptions {
+  std::string project;       // default: the current folder's name
+  std::string key;
+  std::optional<std::string> value;  // add: read from stdin when absent
+  std::string environment;   // "production", "preview" or "" for both
+  bool values = false;       // ls: show values
+};
+int runEnvAdd(const GlobalOptions& g, const EnvOptions& o);
+int runEnvList(const GlobalOptions& g, const EnvOptions& o);
+int runEnvRemove(const GlobalOptions& g, const EnvOptions& o);
 int runTokenCreate(const GlobalOptions& g, const std::string& name);
 int runTokenList(const GlobalOptions& g);
 int runTokenRevoke(const GlobalOptions& g, const std::string& id);

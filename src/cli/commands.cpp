@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <iterator>
 #include <map>
 #include <set>
@@ -323,6 +324,14 @@ int runDeploy(const GlobalOptions& g, const DeployOptions& o) {
   }
   fmt::print("Deployed {} (project {}, {})\n", str(*created, "id"), project,
              o.prod ? "production" : "preview");
+  if (auto* env = d.if_contains("env"); env && env->is_array() && !env->as_array().empty()) {
+    std::string keys;
+    for (const auto& k : env->as_array()) {
+      keys += keys.empty() ? "" : ", ";
+      keys += k.as_string().c_str();
+    }
+    fmt::print("  Environment: {} variable(s) snapshotted ({})\n", env->as_array().size(), keys);
+  }
   fmt::print("  Preview:    {}\n", str(*created, "url"));
   if (o.prod) fmt::print("  Production: {}\n", str(*created, "productionUrl"));
   return 0;
@@ -492,6 +501,75 @@ int runAliasRemove(const GlobalOptions& g, const std::string& host) {
     auto r = api.call("DELETE", "/v1/aliases/" + urlEncode(host));
     if (int rc = finishEarly(g, r); rc >= 0) return rc;
     fmt::print("Removed alias {}\n", host);
+    return 0;
+  });
+}
+
+namespace {
+
+std::string envProject(const EnvOptions& o) {
+  return o.project.empty() ? defaultProjectName(".") : o.project;
+}
+
+}  // namespace
+
+int runEnvAdd(const GlobalOptions& g, const EnvOptions& o) {
+  std::string value;
+  if (o.value) {
+    value = *o.value;
+  } else {
+    if (::isatty(STDIN_FILENO) == 1) fmt::print(stderr, "Value of {}: ", o.key);
+    std::getline(std::cin, value);
+  }
+  std::string project = envProject(o);
+  json::object body;
+  body["value"] = value;
+  if (!o.environment.empty()) body["environments"] = json::array{json::value(o.environment)};
+  return withApi(g, [&](Api& api) {
+    json::value b = body;
+    auto r = api.call("PUT", "/v1/projects/" + urlEncode(project) + "/env/" + urlEncode(o.key), &b);
+    if (int rc = finishEarly(g, r); rc >= 0) return rc;
+    std::string envs;
+    for (const auto& e : r->at("environments").as_array()) {
+      envs += envs.empty() ? "" : ", ";
+      envs += e.as_string().c_str();
+    }
+    fmt::print("Set {} for {} of {} (encrypted at rest). New deployments get it; existing ones "
+               "keep their snapshot.\n",
+               o.key, envs, project);
+    return 0;
+  });
+}
+
+int runEnvList(const GlobalOptions& g, const EnvOptions& o) {
+  std::string project = envProject(o);
+  return withApi(g, [&](Api& api) {
+    auto r = api.call("GET", "/v1/projects/" + urlEncode(project) + "/env" +
+                                 (o.values ? "?values=1" : ""));
+    if (int rc = finishEarly(g, r); rc >= 0) return rc;
+    const auto& list = r->at("env").as_array();
+    if (list.empty()) {
+      fmt::print("No variables in {}. `nimbus env add KEY --project {}` adds one.\n", project, project);
+      return 0;
+    }
+    fmt::print("{:<32} {:<11} {:>10}{}\n", "KEY", "ENVIRONMENT", "UPDATED", o.values ? "  VALUE" : "");
+    for (const auto& v : list) {
+      fmt::print("{:<32} {:<11} {:>10}{}\n", str(v, "key"), str(v, "environment"),
+                 ago(num(v, "updatedAt")), o.values ? "  " + str(v, "value") : "");
+    }
+    return 0;
+  });
+}
+
+int runEnvRemove(const GlobalOptions& g, const EnvOptions& o) {
+  std::string project = envProject(o);
+  return withApi(g, [&](Api& api) {
+    std::string target = "/v1/projects/" + urlEncode(project) + "/env/" + urlEncode(o.key);
+    if (!o.environment.empty()) target += "?environment=" + o.environment;
+    auto r = api.call("DELETE", target);
+    if (int rc = finishEarly(g, r); rc >= 0) return rc;
+    fmt::print("Removed {} from {}{}\n", o.key, project,
+               o.environment.empty() ? "" : " (" + o.environment + ")");
     return 0;
   });
 }

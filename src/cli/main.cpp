@@ -108,6 +108,30 @@ int main(int argc, char** argv) {
   auto* aliasRm = aliasCmd->add_subcommand("rm", "Remove an alias");
   aliasRm->add_option("host", host, "Host name")->required();
 
+  auto* envCmd = app.add_subcommand(
+      "env", "Environment variables of a project, per environment, encrypted at rest");
+  envCmd->require_subcommand(1);
+  EnvOptions env;
+  std::string envValue;
+  auto* envAdd = envCmd->add_subcommand(
+      "add", "Set a variable (new deployments get it; existing ones keep their snapshot)");
+  envAdd->add_option("key", env.key, "Variable name ([A-Za-z_][A-Za-z0-9_]*)")->required();
+  auto* envValueOpt = envAdd->add_option(
+      "value", envValue, "Its value (omit to read it from standard input, keeping it out of "
+                         "your shell history)");
+  auto* envLs = envCmd->add_subcommand("ls", "List variables (names only unless --values)");
+  envLs->add_flag("--values", env.values, "Also print the decrypted values");
+  auto* envRm = envCmd->add_subcommand("rm", "Remove a variable");
+  envRm->add_option("key", env.key, "Variable name")->required();
+  for (auto* sub : {envAdd, envLs, envRm}) {
+    sub->add_option("--project,-p", env.project, "Project (default: the current folder's name)");
+  }
+  for (auto* sub : {envAdd, envRm}) {
+    sub->add_option("--environment,-e", env.environment,
+                    "production or preview (default: both)")
+        ->check(CLI::IsMember({"production", "preview"}));
+  }
+
   auto* tlsCmd = app.add_subcommand(
       "upstream-tls",
       "TLS for a project's HTTPS upstreams (routes whose dest is an https:// URL): CA and mTLS "
@@ -170,6 +194,12 @@ int main(int argc, char** argv) {
   if (aliasSet->parsed()) return runAliasSet(g, host, id);
   if (aliasLs->parsed()) return runAliasList(g);
   if (aliasRm->parsed()) return runAliasRemove(g, host);
+  if (envAdd->parsed()) {
+    if (envValueOpt->count() > 0) env.value = envValue;
+    return runEnvAdd(g, env);
+  }
+  if (envLs->parsed()) return runEnvList(g, env);
+  if (envRm->parsed()) return runEnvRemove(g, env);
   if (tlsSet->parsed()) return runUpstreamTlsSet(g, tls);
   if (tlsShow->parsed()) return runUpstreamTlsShow(g, project);
   if (tlsRm->parsed()) return runUpstreamTlsRemove(g, project);

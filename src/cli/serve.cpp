@@ -19,6 +19,7 @@
 #include "cli/cli.h"
 #include "common/clock.h"
 #include "common/random.h"
+#include "common/secret_box.h"
 #include "common/sha256.h"
 #include "content/content_store.h"
 #include "control/control_server.h"
@@ -100,6 +101,8 @@ int runServe(const GlobalOptions& g, const ServeOptions& o) {
   if (!store) return fail(store.error().message);
   auto content = content::openLocalContentStore(data + "/blobs");
   if (!content) return fail(content.error().message);
+  auto secrets = SecretBox::loadOrCreate(data + "/secret.key");
+  if (!secrets) return fail(secrets.error().message);
   std::string tokenPath = data + "/admin-token";
   auto tokenLine = ensureAdminToken(store->get(), tokenPath);
   if (!tokenLine) return fail(tokenLine.error().message);
@@ -129,7 +132,7 @@ int runServe(const GlobalOptions& g, const ServeOptions& o) {
   controlOptions.routerPort = (*routerServer)->port();
   controlOptions.adminTokenPath = tokenPath;
   controlOptions.maxBlobBytes = o.maxBlobMb * 1024 * 1024;
-  control::ControlServer controlServer(controlOptions, store->get(), content->get(),
+  control::ControlServer controlServer(controlOptions, store->get(), content->get(), &*secrets,
                                        [&router] { router.refresh(); });
   http::Limits apiLimits;
   apiLimits.maxUrlBytes = 16 * 1024;

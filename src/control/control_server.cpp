@@ -107,10 +107,12 @@ struct ControlServer::Call {
 };
 
 ControlServer::ControlServer(ControlOptions options, store::Store* store,
-                             content::ContentStore* content, std::function<void()> onRoutingChange)
+                             content::ContentStore* content, const SecretBox* secrets,
+                             std::function<void()> onRoutingChange)
     : options_(std::move(options)),
       store_(store),
       content_(content),
+      secrets_(secrets),
       onRoutingChange_(std::move(onRoutingChange)) {}
 
 namespace {
@@ -441,6 +443,9 @@ ControlServer::Reply ControlServer::route(Call* call, const std::string& body) {
     out["projects"] = std::move(list);
     return Reply{200, std::move(out)};
   }
+  if (p.size() >= 3 && p.size() <= 4 && p[0] == "projects" && p[2] == "env") {
+    return envVars(call, body);
+  }
   if (p.size() == 3 && p[0] == "projects" && p[2] == "upstream-tls") {
     return upstreamTls(p[1], m, body);
   }
@@ -607,6 +612,110 @@ ControlServer::Reply ControlServer::upstreamTls(const std::string& project, cons
   return Reply{200, upstreamTlsJson(project, saved ? *saved : c)};
 }
 
+Result<std::string> ControlServer::envSnapshot(const std::string& project, store::Target target,
+                                               std::vector<std::string>* keys) {
+  json::object vars;
+  for (const auto& v : store_->listEnvVars(project)) {
+    if (v.environment != target) continue;
+    auto value = secrets_->open(v.sealedValue);
+    if (!value) return value.error().context("reading variable " + v.key);
+    vars[v.key] = *value;
+    keys->push_back(v.key);
+  }
+  if (vars.empty()) return std::string();
+  return secrets_->seal(json::serialize(vars));
+}
+
+// Values are write-only unless asked for with ?values=1 (what `nimbus env ls --values` and a
+// future `env pull` use); they are sealed at rest either way.
+ControlServer::Reply ControlServer::envVars(Call* call, const std::string& body) {
+  const auto& p = call->parts;
+  const std::string& project = p[1];
+  const std::string& m = call->method;
+  if (p.size() == 3 && m == "GET") {
+    if (!store_->findProject(project)) {
+      return errorReply(404, "not_found",
+                        fmt::format("there is no project '{}'; `nimbus projects` lists them", project));
+    }
+    bool withValues = queryParam(call->ex->target(), "values") == "1";
+    json::array list;
+    for (const auto& v : store_->listEnvVars(project)) {
+      json::object o;
+      o["key"] = v.key;
+      o["environment"] = store::toString(v.environment);
+      o["updatedAt"] = v.updatedAtMs;
+      if (withValues) {
+        auto value = secrets_->open(v.sealedValue);
+        if (!value) return resultError(value.error());
+        o["value"] = *value;
+      }
+      list.emplace_back(std::move(o));
+    }
+    json::object out;
+    out["env"] = std::move(list);
+    return Reply{200, std::move(out)};
+  }
+  if (p.size() != 4) return errorReply(404, "not_found", "use /v1/projects/<name>/env/<KEY>");
+  const std::string& key = p[3];
+  if (m == "DELETE") {
+    std::string env = queryParam(call->ex->target(), "environment");
+    std::optional<store::Target> target;
+    if (!env.empty()) {
+      target = store::parseTarget(env);
+      if (!target) {
+        return errorReply(400, "invalid_environment",
+                          "environment must be \"production\" or \"preview\"");
+      }
+    }
+    auto r = store_->removeEnvVar(project, key, target);
+    if (!r) return resultError(r.error());
+    json::object out;
+    out["deleted"] = key;
+    return Reply{200, std::move(out)};
+  }
+  if (m != "PUT") return errorReply(405, "method_not_allowed", "use GET, PUT or DELETE");
+  if (!store::isValidProjectName(project)) {
+    return errorReply(400, "invalid_project", "the project name must be 1-48 characters of a-z, 0-9 and '-'");
+  }
+  auto obj = parseJsonObject(body);
+  if (!obj) return resultError(obj.error());
+  auto* value = obj->if_contains("value");
+  if (!value || !value->is_string()) {
+    return errorReply(400, "invalid_request", "expected {\"value\": \"...\", \"environments\": [...]}");
+  }
+  if (value->as_string().size() > 64 * 1024) {
+    return errorReply(413, "too_large", "a variable's value is limited to 64 KiB");
+  }
+  std::vector<store::Target> targets{store::Target::Production, store::Target::Preview};
+  if (auto* envs = obj->if_contains("environments")) {
+    targets.clear();
+    if (!envs->is_array() || envs->as_array().empty()) {
+      return errorReply(400, "invalid_environment",
+                        "\"environments\" must list \"production\" and/or \"preview\"");
+    }
+    for (const auto& e : envs->as_array()) {
+      auto t = e.is_string() ? store::parseTarget(e.as_string()) : std::nullopt;
+      if (!t) {
+        return errorReply(400, "invalid_environment",
+                          "environment must be \"production\" or \"preview\"");
+      }
+      targets.push_back(*t);
+    }
+  }
+  std::string sealed = secrets_->seal(value->as_string());
+  json::array saved;
+  for (auto t : targets) {
+    auto r = store_->setEnvVar(project, store::EnvVar{key, t, sealed, 0});
+    if (!r) return resultError(r.error());
+    saved.emplace_back(store::toString(t));
+  }
+  json::object out;
+  out["key"] = key;
+  out["environments"] = std::move(saved);
+  out["note"] = "new deployments get it; existing deployments keep their snapshot";
+  return Reply{200, std::move(out)};
+}
+
 ControlServer::Reply ControlServer::missingBlobs(const std::string& body) {
   auto obj = parseJsonObject(body);
   if (!obj) return resultError(obj.error());
@@ -692,6 +801,10 @@ ControlServer::Reply ControlServer::createDeployment(const std::string& body) {
     return errorReply(400, "invalid_routes",
                       "config.json routes cannot be used: " + routes.error().message);
   }
+  std::vector<std::string> envKeys;
+  auto snapshot = envSnapshot(nd.projectName, nd.target, &envKeys);
+  if (!snapshot) return resultError(snapshot.error());
+  nd.envSnapshotSealed = std::move(*snapshot);
   auto manifestHash = content_->put(output::manifestToJson(*manifest));
   if (!manifestHash) return resultError(manifestHash.error().context("storing the manifest"));
   nd.manifestHash = *manifestHash;
@@ -703,6 +816,7 @@ ControlServer::Reply ControlServer::createDeployment(const std::string& body) {
                store::toString(created->target));
   Reply reply = deploymentReply(201, *created);
   reply.body.as_object()["warnings"] = stringArray(loaded->warnings);
+  reply.body.as_object()["env"] = stringArray(envKeys);
   return reply;
 }
 

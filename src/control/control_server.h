@@ -11,6 +11,7 @@
 #include <string>
 
 #include "common/clock.h"
+#include "common/secret_box.h"
 #include "content/content_store.h"
 #include "http/server.h"
 #include "store/store.h"
@@ -28,8 +29,9 @@ struct ControlOptions {
 class ControlServer final : public http::Handler {
  public:
   // `onRoutingChange` runs after every change that moves a host (the router refreshes).
+  // `secrets` seals environment variable values at rest.
   ControlServer(ControlOptions options, store::Store* store, content::ContentStore* content,
-                std::function<void()> onRoutingChange);
+                const SecretBox* secrets, std::function<void()> onRoutingChange);
 
   boost::asio::awaitable<void> serve(http::Exchange* ex) override;
 
@@ -49,6 +51,10 @@ class ControlServer final : public http::Handler {
   Reply createDeployment(const std::string& body);
   Reply upstreamTls(const std::string& project, const std::string& method,
                     const std::string& body);
+  Reply envVars(Call* call, const std::string& body);
+  // The sealed snapshot of the project's variables for `target` ("" when none) and their keys.
+  Result<std::string> envSnapshot(const std::string& project, store::Target target,
+                                  std::vector<std::string>* keys);
   Reply deploymentReply(int status, const store::Deployment& d);
   boost::json::object aliasJson(const store::Alias& a) const;
   void routingChanged();
@@ -56,6 +62,7 @@ class ControlServer final : public http::Handler {
   ControlOptions options_;
   store::Store* store_;
   content::ContentStore* content_;
+  const SecretBox* secrets_;
   std::function<void()> onRoutingChange_;
 };
 

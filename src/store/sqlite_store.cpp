@@ -98,6 +98,21 @@ CREATE TABLE project_upstream_tls (
   updated_at BIGINT NOT NULL
 );
 )sql"},
+    // Environment variables (sealed values) and each deployment's snapshot of them.
+    {4, R"sql(
+CREATE TABLE env_vars (
+  project_id TEXT NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+  env_key TEXT NOT NULL,
+  environment TEXT NOT NULL,
+  sealed_value TEXT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  PRIMARY KEY (project_id, env_key, environment)
+);
+CREATE TABLE deployment_env (
+  deployment_id TEXT NOT NULL PRIMARY KEY REFERENCES deployments (id) ON DELETE CASCADE,
+  sealed TEXT NOT NULL
+);
+)sql"},
 };
 
 constexpr int kLatestVersion = static_cast<int>(std::size(kMigrations));
@@ -532,6 +547,11 @@ class SqliteStore final : public Store {
           {dep.id, dep.projectId, toString(dep.target), dep.manifestHash, dep.fileCount,
            dep.totalBytes, dep.createdAtMs});
       if (!inserted.ok()) return inserted.error();
+      if (!d.envSnapshotSealed.empty()) {
+        auto env = conn_->exec("INSERT INTO deployment_env (deployment_id, sealed) VALUES (?, ?)",
+                               {dep.id, d.envSnapshotSealed});
+        if (!env.ok()) return env.error();
+      }
       if (d.target == Target::Production) {
         if (auto pushed = pushProductionLocked(projectId, dep.id, now); !pushed) {
           return pushed.error();
@@ -736,6 +756,100 @@ class SqliteStore final : public Store {
     std::vector<Alias> out;
     for (const Row& r : *rows) out.push_back(toAlias(r));
     return out;
+  }
+
+  // --- environment variables
+
+  Result<EnvVar> setEnvVar(std::string_view projectName, const EnvVar& var) override {
+    if (!isValidProjectName(projectName)) {
+      return makeError(ErrorKind::Invalid, invalidProjectNameMessage(projectName));
+    }
+    if (!isValidEnvKey(var.key)) {
+      return makeError(ErrorKind::Invalid,
+                       "'" + var.key + "' is not a valid variable name: use letters, digits and "
+                       "'_', not starting with a digit");
+    }
+    std::lock_guard lock(mu_);
+    const int64_t now = clock_->nowMs();
+    auto set = inTransaction(*conn_, TxMode::Write, [&]() -> Result<EnvVar> {
+      auto project = findProjectLocked(projectName);
+      if (!project.ok()) return project.error();
+      std::string projectId;
+      if (*project) {
+        projectId = (*project)->id;
+      } else {
+        projectId = "prj_" + randomId(16);
+        auto inserted = conn_->exec("INSERT INTO projects (id, name, created_at) VALUES (?, ?, ?)",
+                                    {projectId, projectName, now});
+        if (!inserted.ok()) return inserted.error();
+      }
+      auto upserted = conn_->exec(
+          "INSERT INTO env_vars (project_id, env_key, environment, sealed_value, updated_at) "
+          "VALUES (?, ?, ?, ?, ?) ON CONFLICT (project_id, env_key, environment) DO UPDATE SET "
+          "sealed_value = excluded.sealed_value, updated_at = excluded.updated_at",
+          {projectId, var.key, toString(var.environment), var.sealedValue, now});
+      if (!upserted.ok()) return upserted.error();
+      EnvVar out = var;
+      out.updatedAtMs = now;
+      return out;
+    });
+    return withContext(std::move(set), "setting " + var.key + " of project '" +
+                                           std::string(projectName) + "'");
+  }
+
+  Result<void> removeEnvVar(std::string_view projectName, std::string_view key,
+                            std::optional<Target> environment) override {
+    std::lock_guard lock(mu_);
+    auto removed = inTransaction(*conn_, TxMode::Write, [&]() -> Result<void> {
+      auto project = findProjectLocked(projectName);
+      if (!project.ok()) return project.error();
+      if (!*project) return makeError(ErrorKind::NotFound, projectNotFound(projectName));
+      auto deleted =
+          environment
+              ? conn_->exec("DELETE FROM env_vars WHERE project_id = ? AND env_key = ? AND "
+                            "environment = ?",
+                            {(*project)->id, key, toString(*environment)})
+              : conn_->exec("DELETE FROM env_vars WHERE project_id = ? AND env_key = ?",
+                            {(*project)->id, key});
+      if (!deleted.ok()) return deleted.error();
+      if (*deleted == 0) {
+        return makeError(ErrorKind::NotFound,
+                         "project '" + std::string(projectName) + "' has no variable " +
+                             std::string(key) + "; `nimbus env ls` lists them");
+      }
+      return success();
+    });
+    return withContext(std::move(removed), "removing " + std::string(key));
+  }
+
+  std::vector<EnvVar> listEnvVars(std::string_view projectName) override {
+    std::lock_guard lock(mu_);
+    auto rows = conn_->query(
+        "SELECT e.env_key, e.environment, e.sealed_value, e.updated_at FROM env_vars e JOIN "
+        "projects p ON p.id = e.project_id WHERE p.name = ? ORDER BY e.env_key, e.environment",
+        {projectName});
+    if (!rows.ok()) {
+      logReadFailure(rows.error(), "listing environment variables");
+      return {};
+    }
+    std::vector<EnvVar> out;
+    for (const Row& r : *rows) {
+      out.push_back(EnvVar{r.text(0), parseTarget(r.text(1)).value_or(Target::Preview), r.text(2),
+                           r.int64(3)});
+    }
+    return out;
+  }
+
+  std::optional<std::string> deploymentEnv(std::string_view deploymentId) override {
+    std::lock_guard lock(mu_);
+    auto rows = conn_->query("SELECT sealed FROM deployment_env WHERE deployment_id = ?",
+                             {deploymentId});
+    if (!rows.ok()) {
+      logReadFailure(rows.error(), "reading a deployment's environment");
+      return std::nullopt;
+    }
+    if (rows->empty()) return std::nullopt;
+    return rows->front().text(0);
   }
 
   // --- upstream TLS

@@ -65,4 +65,14 @@ std::string invalidAliasHostMessage(std::string_view host) {
          "253 characters in total (for example 'www.example.com')";
 }
 
+bool isValidEnvKey(std::string_view key) {
+  if (key.empty() || key.size() > 256) return false;
+  for (size_t i = 0; i < key.size(); ++i) {
+    char c = key[i];
+    bool alpha = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+    if (!alpha && !(i > 0 && c >= '0' && c <= '9')) return false;
+  }
+  return true;
+}
+
 }  // namespace nimbus::store

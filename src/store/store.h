@@ -45,7 +45,22 @@ struct NewDeployment {
   std::string manifestHash;
   int64_t fileCount = 0;
   int64_t totalBytes = 0;
+  // The environment variables the deployment's functions get, sealed (SecretBox) by the
+  // caller; empty for none. Kept with the deployment: later `env` changes do not alter it.
+  std::string envSnapshotSealed;
 };
+
+// One environment variable of a project for one environment; the value is sealed by the
+// caller (SecretBox) and never stored in clear.
+struct EnvVar {
+  std::string key;
+  Target environment = Target::Production;
+  std::string sealedValue;
+  int64_t updatedAtMs = 0;
+};
+
+// True for names usable as environment variables: [A-Za-z_][A-Za-z0-9_]*, at most 256.
+bool isValidEnvKey(std::string_view key);
 
 struct Alias {
   std::string host;           // lower-case host name without port
@@ -124,6 +139,15 @@ class Store {
   virtual Result<Alias> setAlias(std::string_view host, std::string_view deploymentId) = 0;
   virtual Result<void> removeAlias(std::string_view host) = 0;
   virtual std::vector<Alias> listAliases() = 0;
+
+  // --- environment variables (snapshotted into deployments when they are created)
+  // Creates the project when it does not exist yet (variables usually come first).
+  virtual Result<EnvVar> setEnvVar(std::string_view projectName, const EnvVar& var) = 0;
+  // Removes the key for one environment, or for both when `environment` is empty.
+  virtual Result<void> removeEnvVar(std::string_view projectName, std::string_view key,
+                                    std::optional<Target> environment) = 0;
+  virtual std::vector<EnvVar> listEnvVars(std::string_view projectName) = 0;
+  virtual std::optional<std::string> deploymentEnv(std::string_view deploymentId) = 0;
 
   // --- upstream TLS per project (changes bump the routing version)
   virtual Result<void> setUpstreamTls(std::string_view projectName,

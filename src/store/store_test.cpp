@@ -398,6 +398,35 @@ TEST_P(StoreTest, UpstreamTlsIsKeptPerProjectAndBumpsRoutingVersion) {
   EXPECT_EQ(unknown.error().kind, ErrorKind::NotFound);
 }
 
+TEST_P(StoreTest, EnvVarsArePerEnvironmentAndSnapshotsStayWithDeployments) {
+  ASSERT_TRUE(store_->setEnvVar("shop", EnvVar{"API_KEY", Target::Production, "sealed-p", 0}).ok());
+  ASSERT_TRUE(store_->findProject("shop"));  // created by the first variable
+  ASSERT_TRUE(store_->setEnvVar("shop", EnvVar{"API_KEY", Target::Preview, "sealed-v", 0}).ok());
+  ASSERT_TRUE(store_->setEnvVar("shop", EnvVar{"API_KEY", Target::Production, "sealed-p2", 0}).ok());
+  auto vars = store_->listEnvVars("shop");
+  ASSERT_EQ(vars.size(), 2u);
+  EXPECT_EQ(vars[0].environment, Target::Preview);
+  EXPECT_EQ(vars[1].sealedValue, "sealed-p2");
+  EXPECT_FALSE(store_->setEnvVar("shop", EnvVar{"1BAD", Target::Preview, "x", 0}).ok());
+
+  NewDeployment nd{"shop", Target::Preview, "hash", 1, 1, "snapshot-1"};
+  auto d = store_->createDeployment(nd);
+  ASSERT_TRUE(d.ok()) << d.error().message;
+  EXPECT_EQ(store_->deploymentEnv(d->id), "snapshot-1");
+  nd.envSnapshotSealed.clear();
+  auto bare = store_->createDeployment(nd);
+  EXPECT_FALSE(store_->deploymentEnv(bare->id));
+
+  ASSERT_TRUE(store_->removeEnvVar("shop", "API_KEY", Target::Preview).ok());
+  EXPECT_EQ(store_->listEnvVars("shop").size(), 1u);
+  ASSERT_TRUE(store_->removeEnvVar("shop", "API_KEY", std::nullopt).ok());
+  EXPECT_TRUE(store_->listEnvVars("shop").empty());
+  auto missing = store_->removeEnvVar("shop", "API_KEY", std::nullopt);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().kind, ErrorKind::NotFound);
+  EXPECT_EQ(store_->deploymentEnv(d->id), "snapshot-1");  // snapshots are immutable
+}
+
 TEST_P(StoreTest, RemoveAliasDeletesItAndUnknownHostIsNotFound) {
   Deployment a = deploy("site");
   ASSERT_TRUE(store_->setAlias("www.example.com", a.id).ok());
