@@ -47,7 +47,7 @@ struct NewDeployment {
   int64_t totalBytes = 0;
   // The environment variables the deployment's functions get, sealed (SecretBox) by the
   // caller; empty for none. Kept with the deployment: later `env` changes do not alter it.
-  std::string envSnapshotSealed;
+  std::string envSnapshotSealed = {};
 };
 
 // One environment variable of a project for one environment; the value is sealed by the
