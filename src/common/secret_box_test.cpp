@@ -14,7 +14,8 @@ TEST(SecretBox, SealsAndOpensWithTheSameKey) {
   ASSERT_TRUE(box.ok()) << box.error().message;
   for (std::string text : {std::string(), std::string("v"), std::string(1000, 'x')}) {
     std::string sealed = box->seal(text);
-    EXPECT_EQ(sealed.find(text.empty() ? "\x01" : text), std::string::npos);
+    // Long plaintext must not show through (short strings may occur in base64 by chance).
+    if (text.size() >= 16) EXPECT_EQ(sealed.find(text.substr(0, 16)), std::string::npos);
     auto opened = box->open(sealed);
     ASSERT_TRUE(opened.ok()) << opened.error().message;
     EXPECT_EQ(*opened, text);
