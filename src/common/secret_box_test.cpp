@@ -15,7 +15,9 @@ TEST(SecretBox, SealsAndOpensWithTheSameKey) {
   for (std::string text : {std::string(), std::string("v"), std::string(1000, 'x')}) {
     std::string sealed = box->seal(text);
     // Long plaintext must not show through (short strings may occur in base64 by chance).
-    if (text.size() >= 16) EXPECT_EQ(sealed.find(text.substr(0, 16)), std::string::npos);
+    if (text.size() >= 16) {
+      EXPECT_EQ(sealed.find(text.substr(0, 16)), std::string::npos);
+    }
     auto opened = box->open(sealed);
     ASSERT_TRUE(opened.ok()) << opened.error().message;
     EXPECT_EQ(*opened, text);
