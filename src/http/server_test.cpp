@@ -1,6 +1,10 @@
 #include "http/server.h"
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <gtest/gtest.h>
 
 #include <csignal>
@@ -33,6 +37,15 @@ class EchoHandler final : public Handler {
         if (!co_await ex->writeBody(part)) co_return;
       }
       co_await ex->endBody();
+      co_return;
+    }
+    if (ex->target() == "/slow") {
+      // Longer than every client-side timeout of the test server: the handler waiting on
+      // something else must not lose its client.
+      boost::asio::steady_timer wait(co_await boost::asio::this_coro::executor);
+      wait.expires_after(std::chrono::milliseconds(2500));
+      co_await wait.async_wait(boost::asio::use_awaitable);
+      co_await ex->respond(200, "text/plain", "slow but here");
       co_return;
     }
     if (ex->target() == "/pull") {
@@ -131,6 +144,36 @@ TEST_F(ServerTest, StreamsChunkedResponsesAndPullsBodies) {
   auto again = client_->request("GET", "/chunked", {}, "");  // same connection still usable
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->body, "one two three");
+}
+
+TEST(ServerTimeouts, HandlerSlowerThanClientTimeoutsStillAnswersAndIdleClientsAreClosed) {
+  std::signal(SIGPIPE, SIG_IGN);
+  boost::asio::io_context ioc;
+  EchoHandler handler;
+  Limits limits;
+  limits.headerTimeout = std::chrono::seconds(1);
+  limits.idleTimeout = std::chrono::seconds(1);
+  limits.ioTimeout = std::chrono::seconds(1);
+  auto server = Server::create({"test", "127.0.0.1:0", limits}, {&ioc}, &handler, nullptr);
+  ASSERT_TRUE(server.ok());
+  (*server)->start();
+  std::thread t([&] { ioc.run(); });
+  auto client = Client::create("http://" + (*server)->boundAddress());
+  auto r = (*client)->request("GET", "/slow", {}, "");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->body, "slow but here");
+  // An idle keep-alive connection is closed by the server within a bounded time.
+  boost::asio::io_context cio;
+  boost::asio::ip::tcp::socket s(cio);
+  auto hp = parseHostPort((*server)->boundAddress());
+  s.connect({boost::asio::ip::make_address(hp->first), hp->second});
+  char byte;
+  boost::system::error_code ec;
+  s.read_some(boost::asio::buffer(&byte, 1), ec);  // returns when the server closes (<= ~3 s)
+  EXPECT_TRUE(ec == boost::asio::error::eof || ec == boost::asio::error::connection_reset)
+      << ec.message();
+  ioc.stop();
+  t.join();
 }
 
 TEST(RenderErrorBody, NegotiatesJsonHtmlAndText) {
