@@ -147,32 +147,49 @@ void appendHtmlEscaped(std::string& out, std::string_view s) {
 }  // namespace
 
 // ---------------------------------------------------------------------------------------
-// Connection: a socket and its deadline. Each operation moves the deadline (a plain store,
-// no timer syscall); one watchdog timer per connection wakes at the deadline it last saw,
-// re-arms if the deadline moved on, and cancels the socket's operations once it passed.
+// Connection: a socket and the deadline of the client operation under way. beginOp moves
+// the deadline (a plain store, no timer syscall) and endOp marks the operation finished; one
+// watchdog timer per connection wakes at the deadline it last saw and cancels the socket
+// only when an operation is still pending then. While the handler works on something else
+// (a slow upstream, a function) nothing is pending and the watchdog just looks again later,
+// so a new, earlier deadline is enforced at most `recheck` late.
 
 struct Connection {
-  explicit Connection(tcp::socket s) : socket(std::move(s)), watchdog(socket.get_executor()) {}
-  void expiresAfter(std::chrono::steady_clock::duration d) {
+  Connection(tcp::socket s, std::chrono::steady_clock::duration recheckEvery)
+      : socket(std::move(s)), watchdog(socket.get_executor()), recheck(recheckEvery) {}
+  void beginOp(std::chrono::steady_clock::duration d) {
     deadline = std::chrono::steady_clock::now() + d;
+    pending = true;
   }
+  void endOp() { pending = false; }
   tcp::socket socket;
   asio::steady_timer watchdog;
+  std::chrono::steady_clock::duration recheck;
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  bool pending = false;
   bool closed = false;
   bool timedOut = false;
 };
 
 namespace {
 
+// How late a new deadline may be noticed while the watchdog sleeps: the shortest timeout.
+std::chrono::steady_clock::duration recheckPeriod(const Limits& l) {
+  return std::min(l.headerTimeout, std::min(l.idleTimeout, l.ioTimeout));
+}
+
 asio::awaitable<void> watchConnection(std::shared_ptr<Connection> c) {
   for (;;) {
     if (c->closed) co_return;
-    if (c->deadline <= std::chrono::steady_clock::now()) {
-      c->timedOut = true;
-      boost::system::error_code ignored;
-      c->socket.cancel(ignored);
-      co_return;
+    auto now = std::chrono::steady_clock::now();
+    if (c->deadline <= now) {
+      if (c->pending) {
+        c->timedOut = true;
+        boost::system::error_code ignored;
+        c->socket.cancel(ignored);
+        co_return;
+      }
+      c->deadline = now + c->recheck;
     }
     c->watchdog.expires_at(c->deadline);
     co_await c->watchdog.async_wait(kTuple);
@@ -296,8 +313,9 @@ asio::awaitable<Result<size_t>> Exchange::readBodySome(char* buf, size_t size, u
   if (!s.continueSent && iequals(header("expect"), "100-continue")) {
     s.continueSent = true;
     static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-    s.conn->expiresAfter(s.limits->ioTimeout);
+    s.conn->beginOp(s.limits->ioTimeout);
     auto [ec, n] = co_await asio::async_write(s.conn->socket, asio::buffer(kContinue), kTuple);
+    s.conn->endOp();
     if (ec) {
       s.failed = true;
       co_return makeError(ErrorKind::Io, "writing 100-continue: " + ec.message());
@@ -306,8 +324,9 @@ asio::awaitable<Result<size_t>> Exchange::readBodySome(char* buf, size_t size, u
   for (;;) {
     parser.get().body().data = buf;
     parser.get().body().size = size;
-    s.conn->expiresAfter(s.limits->ioTimeout);
+    s.conn->beginOp(s.limits->ioTimeout);
     auto [ec, n] = co_await bhttp::async_read_some(s.conn->socket, *s.buffer, parser, kTuple);
+    s.conn->endOp();
     if (ec == bhttp::error::need_buffer) ec = {};
     if (ec) {
       s.failed = true;
@@ -339,8 +358,9 @@ asio::awaitable<bool> Exchange::startBody(std::optional<uint64_t> length) {
     if (!keepAlive) s.head += "connection: close\r\n";
     s.head += "\r\n";
   }
-  s.conn->expiresAfter(s.limits->ioTimeout);
+  s.conn->beginOp(s.limits->ioTimeout);
   auto [ec, n] = co_await asio::async_write(s.conn->socket, asio::buffer(s.head), kTuple);
+  s.conn->endOp();
   if (ec) s.failed = true;
   co_return !s.failed;
 }
@@ -350,7 +370,7 @@ asio::awaitable<bool> Exchange::writeBody(std::string_view data) {
   NIMBUS_CHECK(s.sent);
   if (s.failed) co_return false;
   if (data.empty() || s.isHead || s.status == 304 || s.status == 204) co_return true;
-  s.conn->expiresAfter(s.limits->ioTimeout);
+  s.conn->beginOp(s.limits->ioTimeout);
   if (s.chunked) {
     char sizeLine[24];
     int len = std::snprintf(sizeLine, sizeof sizeLine, "%zx\r\n", data.size());
@@ -363,6 +383,7 @@ asio::awaitable<bool> Exchange::writeBody(std::string_view data) {
     auto [ec, n] = co_await asio::async_write(s.conn->socket, asio::buffer(data.data(), data.size()), kTuple);
     if (ec) s.failed = true;
   }
+  s.conn->endOp();
   if (!s.failed) s.bytesSent += data.size();
   co_return !s.failed;
 }
@@ -373,8 +394,9 @@ asio::awaitable<bool> Exchange::endBody() {
   if (s.failed) co_return false;
   if (s.chunked && !s.isHead) {
     static constexpr std::string_view kLast = "0\r\n\r\n";
-    s.conn->expiresAfter(s.limits->ioTimeout);
+    s.conn->beginOp(s.limits->ioTimeout);
     auto [ec, n] = co_await asio::async_write(s.conn->socket, asio::buffer(kLast), kTuple);
+    s.conn->endOp();
     if (ec) s.failed = true;
   }
   co_return !s.failed;
@@ -441,8 +463,9 @@ asio::awaitable<void> Exchange::send(std::string_view body) {
   bool withBody = !s.isHead && s.status != 304 && s.status != 204;
   std::array<asio::const_buffer, 2> bufs{asio::buffer(s.head),
                                          asio::buffer(body.data(), withBody ? body.size() : 0)};
-  s.conn->expiresAfter(s.limits->ioTimeout);
+  s.conn->beginOp(s.limits->ioTimeout);
   auto [ec, n] = co_await asio::async_write(s.conn->socket, bufs, kTuple);
+  s.conn->endOp();
   if (ec) {
     s.failed = true;
     co_return;
@@ -455,8 +478,9 @@ asio::awaitable<void> Exchange::sendStream(uint64_t length, ChunkSource* source)
   NIMBUS_CHECK(s.started && !s.sent);
   s.sent = true;
   finishHead(s, length);
-  s.conn->expiresAfter(s.limits->ioTimeout);
+  s.conn->beginOp(s.limits->ioTimeout);
   auto [ec, n] = co_await asio::async_write(s.conn->socket, asio::buffer(s.head), kTuple);
+  s.conn->endOp();
   if (ec) {
     s.failed = true;
     co_return;
@@ -472,8 +496,9 @@ asio::awaitable<void> Exchange::sendStream(uint64_t length, ChunkSource* source)
       s.failed = true;
       co_return;
     }
-    s.conn->expiresAfter(s.limits->ioTimeout);
+    s.conn->beginOp(s.limits->ioTimeout);
     auto [wec, wn] = co_await asio::async_write(s.conn->socket, asio::buffer(*chunk), kTuple);
+    s.conn->endOp();
     if (wec) {
       s.failed = true;
       co_return;
@@ -488,8 +513,9 @@ namespace {
 // Waits until the socket takes more bytes; false (and the exchange failed) on error or
 // timeout.
 asio::awaitable<bool> waitWritable(Exchange::Impl* s) {
-  s->conn->expiresAfter(s->limits->ioTimeout);
+  s->conn->beginOp(s->limits->ioTimeout);
   auto [ec] = co_await s->conn->socket.async_wait(tcp::socket::wait_write, kTuple);
+  s->conn->endOp();
   if (ec) s->failed = true;
   co_return !ec;
 }
@@ -877,25 +903,26 @@ class BeastServer final : public Server {
   }
 
   static asio::awaitable<void> session(BeastServer* self, tcp::socket socket) {
-    auto conn = std::make_shared<Connection>(std::move(socket));
-    beast::flat_buffer buffer;
     const Limits& limits = self->options_.limits;
+    auto conn = std::make_shared<Connection>(std::move(socket), recheckPeriod(limits));
+    beast::flat_buffer buffer;
     std::string remote;
     {
       boost::system::error_code ec;
       auto ep = conn->socket.remote_endpoint(ec);
       if (!ec) remote = ep.address().to_string();
     }
-    conn->expiresAfter(limits.headerTimeout);
+    conn->beginOp(limits.headerTimeout);
     asio::co_spawn(conn->socket.get_executor(), watchConnection(conn), asio::detached);
     bool first = true;
     for (;;) {
       bhttp::request_parser<bhttp::buffer_body> parser;
       parser.header_limit(static_cast<std::uint32_t>(limits.maxHeaderBytes));
       parser.body_limit(boost::none);  // handlers enforce their own limits
-      if (!first) conn->expiresAfter(limits.idleTimeout);
+      if (!first) conn->beginOp(limits.idleTimeout);
       first = false;
       auto [ec, n] = co_await bhttp::async_read_header(conn->socket, buffer, parser, kTuple);
+      conn->endOp();
       int64_t startUs = monotonicUs();
 
       Exchange::Impl impl;
