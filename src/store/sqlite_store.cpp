@@ -520,18 +520,9 @@ class SqliteStore final : public Store {
     std::lock_guard lock(mu_);
     const int64_t now = clock_->nowMs();
     auto created = inTransaction(*conn_, TxMode::Write, [&]() -> Result<Deployment> {
-      auto project = findProjectLocked(d.projectName);
-      if (!project.ok()) return project.error();
-      std::string projectId;
-      if (*project) {
-        projectId = (*project)->id;
-      } else {
-        projectId = "prj_" + randomId(16);
-        auto inserted =
-            conn_->exec("INSERT INTO projects (id, name, created_at) VALUES (?, ?, ?)",
-                        {projectId, d.projectName, now});
-        if (!inserted.ok()) return inserted.error();
-      }
+      auto ensured = ensureProjectIdLocked(d.projectName, now);
+      if (!ensured.ok()) return ensured.error();
+      const std::string& projectId = *ensured;
       Deployment dep;
       dep.id = randomId(12);
       dep.projectId = projectId;
@@ -662,10 +653,9 @@ class SqliteStore final : public Store {
   Result<Deployment> rollback(std::string_view projectName) override {
     std::lock_guard lock(mu_);
     auto rolledBack = inTransaction(*conn_, TxMode::Write, [&]() -> Result<Deployment> {
-      auto project = findProjectLocked(projectName);
+      auto project = requireProjectLocked(projectName);
       if (!project.ok()) return project.error();
-      if (!*project) return makeError(ErrorKind::NotFound, projectNotFound(projectName));
-      const std::string& projectId = (*project)->id;
+      const std::string& projectId = project->id;
       auto current = currentProductionLocked(projectId);
       if (!current.ok()) return current.error();
       if (!*current) {
@@ -772,17 +762,9 @@ class SqliteStore final : public Store {
     std::lock_guard lock(mu_);
     const int64_t now = clock_->nowMs();
     auto set = inTransaction(*conn_, TxMode::Write, [&]() -> Result<EnvVar> {
-      auto project = findProjectLocked(projectName);
-      if (!project.ok()) return project.error();
-      std::string projectId;
-      if (*project) {
-        projectId = (*project)->id;
-      } else {
-        projectId = "prj_" + randomId(16);
-        auto inserted = conn_->exec("INSERT INTO projects (id, name, created_at) VALUES (?, ?, ?)",
-                                    {projectId, projectName, now});
-        if (!inserted.ok()) return inserted.error();
-      }
+      auto ensured = ensureProjectIdLocked(projectName, now);
+      if (!ensured.ok()) return ensured.error();
+      const std::string& projectId = *ensured;
       auto upserted = conn_->exec(
           "INSERT INTO env_vars (project_id, env_key, environment, sealed_value, updated_at) "
           "VALUES (?, ?, ?, ?, ?) ON CONFLICT (project_id, env_key, environment) DO UPDATE SET "
@@ -801,16 +783,15 @@ class SqliteStore final : public Store {
                             std::optional<Target> environment) override {
     std::lock_guard lock(mu_);
     auto removed = inTransaction(*conn_, TxMode::Write, [&]() -> Result<void> {
-      auto project = findProjectLocked(projectName);
+      auto project = requireProjectLocked(projectName);
       if (!project.ok()) return project.error();
-      if (!*project) return makeError(ErrorKind::NotFound, projectNotFound(projectName));
       auto deleted =
           environment
               ? conn_->exec("DELETE FROM env_vars WHERE project_id = ? AND env_key = ? AND "
                             "environment = ?",
-                            {(*project)->id, key, toString(*environment)})
+                            {project->id, key, toString(*environment)})
               : conn_->exec("DELETE FROM env_vars WHERE project_id = ? AND env_key = ?",
-                            {(*project)->id, key});
+                            {project->id, key});
       if (!deleted.ok()) return deleted.error();
       if (*deleted == 0) {
         return makeError(ErrorKind::NotFound,
@@ -859,15 +840,14 @@ class SqliteStore final : public Store {
     std::lock_guard lock(mu_);
     const int64_t now = clock_->nowMs();
     auto set = inTransaction(*conn_, TxMode::Write, [&]() -> Result<void> {
-      auto project = findProjectLocked(projectName);
+      auto project = requireProjectLocked(projectName);
       if (!project.ok()) return project.error();
-      if (!*project) return makeError(ErrorKind::NotFound, projectNotFound(projectName));
       auto upserted = conn_->exec(
           "INSERT INTO project_upstream_tls (project_id, ca_pem, cert_pem, key_pem, verify, "
           "updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (project_id) DO UPDATE SET "
           "ca_pem = excluded.ca_pem, cert_pem = excluded.cert_pem, key_pem = excluded.key_pem, "
           "verify = excluded.verify, updated_at = excluded.updated_at",
-          {(*project)->id, config.caPem, config.certPem, config.keyPem,
+          {project->id, config.caPem, config.certPem, config.keyPem,
            int64_t{config.verify ? 1 : 0}, now});
       if (!upserted.ok()) return upserted.error();
       return bumpRoutingVersionLocked();
@@ -879,11 +859,10 @@ class SqliteStore final : public Store {
   Result<void> clearUpstreamTls(std::string_view projectName) override {
     std::lock_guard lock(mu_);
     auto cleared = inTransaction(*conn_, TxMode::Write, [&]() -> Result<void> {
-      auto project = findProjectLocked(projectName);
+      auto project = requireProjectLocked(projectName);
       if (!project.ok()) return project.error();
-      if (!*project) return makeError(ErrorKind::NotFound, projectNotFound(projectName));
       auto deleted =
-          conn_->exec("DELETE FROM project_upstream_tls WHERE project_id = ?", {(*project)->id});
+          conn_->exec("DELETE FROM project_upstream_tls WHERE project_id = ?", {project->id});
       if (!deleted.ok()) return deleted.error();
       return bumpRoutingVersionLocked();
     });
@@ -1055,6 +1034,26 @@ class SqliteStore final : public Store {
   }
 
  private:
+  // The project, or NotFound with the message that says how to list projects.
+  Result<Project> requireProjectLocked(std::string_view name) {
+    auto project = findProjectLocked(name);
+    if (!project.ok()) return project.error();
+    if (!*project) return makeError(ErrorKind::NotFound, projectNotFound(name));
+    return **project;
+  }
+
+  // The project's id, creating the project when it does not exist yet.
+  Result<std::string> ensureProjectIdLocked(std::string_view name, int64_t now) {
+    auto project = findProjectLocked(name);
+    if (!project.ok()) return project.error();
+    if (*project) return (*project)->id;
+    std::string id = "prj_" + randomId(16);
+    auto inserted = conn_->exec("INSERT INTO projects (id, name, created_at) VALUES (?, ?, ?)",
+                                {id, name, now});
+    if (!inserted.ok()) return inserted.error();
+    return id;
+  }
+
   Result<std::optional<Project>> findProjectLocked(std::string_view name) {
     auto rows =
         conn_->query("SELECT id, name, created_at FROM projects WHERE name = ?", {name});
