@@ -22,6 +22,15 @@ struct ServeOptions {
   unsigned threads = 0;             // 0: one per core
   std::string accessLog;            // empty: <data>/logs/access.log
   uint64_t maxBlobMb = 512;
+  // Functions (see worker::WorkerOptions for the meaning of each).
+  std::string runtimesDir;          // empty: $NIMBUS_RUNTIMES, else the built-in path
+  std::string node = "node";
+  int stemCells = 2;
+  double keepAliveS = 300;
+  int maxInstances = 20;
+  int concurrency = 16;
+  double queueTimeoutS = 30;
+  int maxDurationS = 300;
 };
 
 struct DeployOptions {
@@ -34,6 +43,8 @@ struct DeployOptions {
 std::string defaultDataDir();
 
 int runServe(const GlobalOptions& g, const ServeOptions& o);
+int runPs(const GlobalOptions& g);
+int runLogs(const GlobalOptions& g, const std::string& deployment, bool follow, int lines);
 int runDeploy(const GlobalOptions& g, const DeployOptions& o);
 int runList(const GlobalOptions& g, const std::string& project);
 int runInspect(const GlobalOptions& g, const std::string& what);

@@ -8,7 +8,9 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <ctime>
 #include <fstream>
+#include <thread>
 #include <iostream>
 #include <iterator>
 #include <map>
@@ -355,6 +357,19 @@ int withApi(const GlobalOptions& g, const std::function<int(Api&)>& fn) {
   return fn(*api);
 }
 
+std::string urlEncode(std::string_view s);
+
+// A deployment by id or by one of its URLs.
+Result<json::value> resolveDeployment(Api& api, const std::string& what) {
+  if (what.find("://") != std::string::npos || what.find('.') != std::string::npos) {
+    std::string host = what;
+    if (auto p = host.find("://"); p != std::string::npos) host = host.substr(p + 3);
+    host = host.substr(0, host.find('/'));
+    return api.call("GET", "/v1/resolve?host=" + urlEncode(host));
+  }
+  return api.call("GET", "/v1/deployments/" + urlEncode(what));
+}
+
 std::string urlEncode(std::string_view s) {
   std::string out;
   for (unsigned char c : s) {
@@ -387,15 +402,7 @@ int runList(const GlobalOptions& g, const std::string& project) {
 
 int runInspect(const GlobalOptions& g, const std::string& what) {
   return withApi(g, [&](Api& api) {
-    Result<json::value> r = makeError(ErrorKind::Internal, "");
-    if (what.find("://") != std::string::npos || what.find('.') != std::string::npos) {
-      std::string host = what;
-      if (auto p = host.find("://"); p != std::string::npos) host = host.substr(p + 3);
-      host = host.substr(0, host.find('/'));
-      r = api.call("GET", "/v1/resolve?host=" + urlEncode(host));
-    } else {
-      r = api.call("GET", "/v1/deployments/" + urlEncode(what));
-    }
+    Result<json::value> r = resolveDeployment(api, what);
     if (int rc = finishEarly(g, r); rc >= 0) return rc;
     const auto& d = *r;
     fmt::print("id:          {}\n", str(d, "id"));
@@ -662,6 +669,117 @@ int runTokenRevoke(const GlobalOptions& g, const std::string& id) {
     if (int rc = finishEarly(g, r); rc >= 0) return rc;
     fmt::print("Revoked token {}\n", id);
     return 0;
+  });
+}
+
+
+namespace {
+
+std::string durationText(int64_t ms) {
+  if (ms < 1000) return fmt::format("{}ms", ms);
+  if (ms < 60'000) return fmt::format("{:.1f}s", ms / 1000.0);
+  if (ms < 3'600'000) return fmt::format("{}m{}s", ms / 60'000, ms / 1000 % 60);
+  return fmt::format("{}h{}m", ms / 3'600'000, ms / 60'000 % 60);
+}
+
+double dbl(const json::value& v, std::string_view key) {
+  auto* f = v.as_object().if_contains(key);
+  return f && f->is_number() ? f->to_number<double>() : 0.0;
+}
+
+// One function log record as a line.
+std::string logLine(const json::value& rec) {
+  auto ts = std::chrono::system_clock::time_point(std::chrono::milliseconds(num(rec, "ts")));
+  std::time_t t = std::chrono::system_clock::to_time_t(ts);
+  std::tm tm{};
+  ::localtime_r(&t, &tm);
+  std::string when = fmt::format("{:02}:{:02}:{:02}.{:03}", tm.tm_hour, tm.tm_min, tm.tm_sec,
+                                 num(rec, "ts") % 1000);
+  std::string type = str(rec, "type");
+  std::string fn = str(rec, "function");
+  std::string rid = str(rec, "requestId");
+  if (type == "invocation") {
+    std::string cold = rec.as_object().if_contains("cold") && rec.at("cold").as_bool()
+                           ? fmt::format("cold (init {:.1f} ms)", dbl(rec, "initMs"))
+                           : std::string("warm");
+    std::string line = fmt::format("{} {} {} {} {} -> {} in {:.1f} ms, {}, {}, {:.0f}/{} MB",
+                                   when, rid, fn, str(rec, "method"), str(rec, "path"),
+                                   num(rec, "status"), dbl(rec, "durationMs"), cold,
+                                   str(rec, "instance"), dbl(rec, "peakMemoryMb"),
+                                   num(rec, "memoryMb"));
+    if (!str(rec, "error").empty()) line += fmt::format(" [{}: {}]", str(rec, "error"), str(rec, "message"));
+    return line;
+  }
+  if (type == "instance") {
+    return fmt::format("{} {} instance {}: {}", when, fn, str(rec, "event"), str(rec, "message"));
+  }
+  return fmt::format("{} {}{} {}: {}", when, rid.empty() ? "" : rid + " ", fn, type,
+                     str(rec, "message"));
+}
+
+}  // namespace
+
+int runPs(const GlobalOptions& g) {
+  return withApi(g, [&](Api& api) {
+    auto r = api.call("GET", "/v1/instances");
+    if (int rc = finishEarly(g, r); rc >= 0) return rc;
+    const auto& status = r->as_object();
+    const auto& functions = status.at("functions").as_array();
+    const auto& instances = status.at("instances").as_array();
+    if (functions.empty()) {
+      fmt::print("No function has run since the server started.\n");
+    } else {
+      fmt::print("{:<28} {:<14} {:<8} {:>9} {:>7} {:>11} {:>6}\n", "FUNCTION", "DEPLOYMENT",
+                 "RUNTIME", "INSTANCES", "QUEUED", "INVOCATIONS", "COLD");
+      for (const auto& f : functions) {
+        std::string name = str(f, "function");
+        if (f.at("middleware").as_bool()) name += " (middleware)";
+        fmt::print("{:<28} {:<14} {:<8} {:>9} {:>7} {:>11} {:>6}\n", name, str(f, "deployment"),
+                   str(f, "runtime"), num(f, "instances") + num(f, "starting"), num(f, "queued"),
+                   num(f, "invocations"), num(f, "coldStarts"));
+      }
+    }
+    if (!instances.empty()) {
+      fmt::print("\n{:<12} {:>8} {:<28} {:<14} {:<9} {:>9} {:>11} {:>8} {:>8}\n", "INSTANCE", "PID",
+                 "FUNCTION", "DEPLOYMENT", "STATE", "INFLIGHT", "INVOCATIONS", "AGE", "IDLE");
+      for (const auto& i : instances) {
+        fmt::print("{:<12} {:>8} {:<28} {:<14} {:<9} {:>9} {:>11} {:>8} {:>8}\n", str(i, "id"),
+                   num(i, "pid"), str(i, "function"), str(i, "deployment"), str(i, "state"),
+                   fmt::format("{}/{}", num(i, "inflight"), num(i, "concurrency")),
+                   num(i, "invocations"), durationText(num(i, "ageMs")),
+                   durationText(num(i, "idleMs")));
+      }
+    }
+    fmt::print("\nStem cells:");
+    for (const auto& [key, p] : status.at("stemCells").as_object()) {
+      fmt::print(" {} {} ready ({} misses)", std::string_view(key), num(p, "ready"), num(p, "misses"));
+    }
+    fmt::print("\n");
+    return 0;
+  });
+}
+
+int runLogs(const GlobalOptions& g, const std::string& deployment, bool follow, int lines) {
+  return withApi(g, [&](Api& api) {
+    auto d = resolveDeployment(api, deployment);
+    if (!d) return fail(d.error().message);
+    std::string id = str(*d, "id");
+    std::string target = fmt::format("/v1/deployments/{}/logs?tail={}", urlEncode(id), lines);
+    for (;;) {
+      auto r = api.call("GET", target);
+      if (!r) return fail(r.error().message);
+      for (const auto& rec : r->at("records").as_array()) {
+        if (g.json) {
+          fmt::print("{}\n", json::serialize(rec));
+        } else {
+          fmt::print("{}\n", logLine(rec));
+        }
+      }
+      std::fflush(stdout);
+      if (!follow) return 0;
+      target = fmt::format("/v1/deployments/{}/logs?after={}", urlEncode(id), num(*r, "next"));
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
   });
 }
 

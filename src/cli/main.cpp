@@ -58,9 +58,36 @@ int main(int argc, char** argv) {
                        "disable (default: <data>/logs/access.log)");
   serveCmd->add_option("--max-file-mb", serve.maxBlobMb, "Largest file a deployment may contain, in MiB")
       ->capture_default_str();
+  serveCmd->add_option("--runtimes", serve.runtimesDir,
+                       "Directory holding the function launchers (node/, edge/); default: "
+                       "$NIMBUS_RUNTIMES, else the repository's runtimes/")
+      ->group("Functions");
+  serveCmd->add_option("--node", serve.node, "Node.js binary for the Node and edge runtimes")
+      ->capture_default_str()->group("Functions");
+  serveCmd->add_option("--stem-cells", serve.stemCells,
+                       "Launchers kept started per runtime and memory size, ready to specialize "
+                       "on a cold start (0: spawn on demand)")
+      ->capture_default_str()->check(CLI::Range(0, 64))->group("Functions");
+  serveCmd->add_option("--keep-alive", serve.keepAliveS,
+                       "Seconds an idle instance stays before it is stopped (scale to zero)")
+      ->capture_default_str()->check(CLI::Range(0.01, 86400.0))->group("Functions");
+  serveCmd->add_option("--max-instances", serve.maxInstances, "Most instances per function")
+      ->capture_default_str()->check(CLI::Range(1, 1000))->group("Functions");
+  serveCmd->add_option("--concurrency", serve.concurrency,
+                       "Target concurrent requests per Node.js instance (a function's "
+                       "maxConcurrency overrides it; edge instances take 4x)")
+      ->capture_default_str()->check(CLI::Range(1, 1000))->group("Functions");
+  serveCmd->add_option("--queue-timeout", serve.queueTimeoutS,
+                       "Seconds a request waits for a free instance before 503 FUNCTION_THROTTLED")
+      ->capture_default_str()->check(CLI::Range(0.01, 3600.0))->group("Functions");
+  serveCmd->add_option("--max-duration", serve.maxDurationS,
+                       "Default maxDuration in seconds for functions that set none")
+      ->capture_default_str()->check(CLI::Range(1, 900))->group("Functions");
   serveCmd->footer(
       "\nOn start it prints the URLs, then one line 'nimbus ready {json}' with the bound\n"
-      "addresses. The first start creates an admin token in <data>/admin-token (mode 0600).");
+      "addresses. The first start creates an admin token in <data>/admin-token (mode 0600).\n"
+      "Functions run as Node.js processes (no sandbox yet); their logs are in\n"
+      "<data>/logs/functions and `nimbus logs`; metrics at http://<api>/metrics.");
 
   // deploy
   DeployOptions deploy;
@@ -97,6 +124,25 @@ int main(int argc, char** argv) {
   rmCmd->add_option("deployment", id, "Deployment id")->required();
 
   auto* projectsCmd = app.add_subcommand("projects", "List projects with their production URL");
+
+  auto* psCmd = app.add_subcommand("ps", "Show function instances, per function, and stem cells");
+  psCmd->footer(
+      "\nOne row per running instance: function, deployment, state, requests in flight\n"
+      "against its concurrency, invocations served, age and idle time. Functions with no\n"
+      "instance (scaled to zero) are listed with 0.");
+
+  std::string logsTarget;
+  bool logsFollow = false;
+  int logsLines = 100;
+  auto* logsCmd = app.add_subcommand("logs", "Show a deployment's function logs");
+  logsCmd->add_option("deployment", logsTarget, "Deployment id or one of its URLs")->required();
+  logsCmd->add_flag("--follow,-f", logsFollow, "Keep printing new records as they arrive");
+  logsCmd->add_option("--lines,-n", logsLines, "How many of the latest records to show first")
+      ->capture_default_str()->check(CLI::Range(0, 100000));
+  logsCmd->footer(
+      "\nEach invocation prints one line (time, request id, function, status, duration,\n"
+      "cold/warm with init time, instance, peak memory), and every line the function wrote\n"
+      "to stdout/stderr, tagged with the request that wrote it. --json prints the records.");
 
   auto* aliasCmd = app.add_subcommand("alias", "Custom host names for deployments");
   aliasCmd->require_subcommand(1);
@@ -191,6 +237,8 @@ int main(int argc, char** argv) {
   if (rollbackCmd->parsed()) return runRollback(g, project);
   if (rmCmd->parsed()) return runRemove(g, id);
   if (projectsCmd->parsed()) return runProjects(g);
+  if (psCmd->parsed()) return runPs(g);
+  if (logsCmd->parsed()) return runLogs(g, logsTarget, logsFollow, logsLines);
   if (aliasSet->parsed()) return runAliasSet(g, host, id);
   if (aliasLs->parsed()) return runAliasList(g);
   if (aliasRm->parsed()) return runAliasRemove(g, host);

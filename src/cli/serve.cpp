@@ -14,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <atomic>
 #include <thread>
 
 #include "cli/cli.h"
@@ -26,6 +27,8 @@
 #include "http/server.h"
 #include "router/router.h"
 #include "store/store.h"
+#include "worker/store_catalog.h"
+#include "worker/worker.h"
 
 namespace nimbus::cli {
 
@@ -119,19 +122,57 @@ int runServe(const GlobalOptions& g, const ServeOptions& o) {
   }
   asio::io_context apiContext(1);
 
+  // The router's port is known only once it is bound; the catalog asks for it lazily.
+  std::atomic<uint16_t> routerPort{0};
+  auto withPort = [&routerPort](std::string host) {
+    uint16_t port = routerPort.load();
+    return port == 80 || port == 0 ? host : fmt::format("{}:{}", host, port);
+  };
+  worker::CatalogOptions catalogOptions;
+  catalogOptions.deploymentHost = [&](const store::Deployment& d) {
+    return withPort(router::previewHost(d.projectName, d.id, o.domain));
+  };
+  catalogOptions.productionHost = [&](const store::Deployment& d) {
+    return withPort(router::productionHost(d.projectName, o.domain));
+  };
+  worker::StoreCatalog catalog(catalogOptions, store->get(), content->get(), &*secrets);
+  worker::WorkerOptions workerOptions;
+  workerOptions.runtimesDir = o.runtimesDir;
+  if (workerOptions.runtimesDir.empty()) {
+    const char* env = std::getenv("NIMBUS_RUNTIMES");
+    workerOptions.runtimesDir = env && *env ? env : NIMBUS_RUNTIMES_DIR;
+  }
+  workerOptions.nodeBinary = o.node;
+  workerOptions.stateDir = data + "/run/worker";
+  workerOptions.logDir = data + "/logs/functions";
+  workerOptions.stemCells = o.stemCells;
+  workerOptions.keepAlive = std::chrono::milliseconds(static_cast<int64_t>(o.keepAliveS * 1000));
+  workerOptions.maxInstances = o.maxInstances;
+  workerOptions.nodeConcurrency = o.concurrency;
+  workerOptions.edgeConcurrency = o.concurrency * 4;
+  workerOptions.queueTimeout =
+      std::chrono::milliseconds(static_cast<int64_t>(o.queueTimeoutS * 1000));
+  workerOptions.defaultMaxDurationS = o.maxDurationS;
+  auto worker = worker::Worker::create(workerOptions, &catalog);
+  if (!worker) return fail(worker.error().message);
+
   router::RouterOptions routerOptions;
   routerOptions.domain = o.domain;
   routerOptions.stateDir = data + "/run";
-  router::Router router(routerOptions, store->get(), content->get());
+  router::Router router(routerOptions, store->get(), content->get(), worker->get());
   auto routerServer = http::Server::create({"router", o.listen, {}}, routerPtrs, &router,
                                            accessLog->get());
   if (!routerServer) return fail(routerServer.error().message);
+  routerPort = (*routerServer)->port();
 
   control::ControlOptions controlOptions;
   controlOptions.domain = o.domain;
   controlOptions.routerPort = (*routerServer)->port();
   controlOptions.adminTokenPath = tokenPath;
   controlOptions.maxBlobBytes = o.maxBlobMb * 1024 * 1024;
+  controlOptions.metricsText = [w = worker->get()] { return w->metricsText(); };
+  controlOptions.workerStatus = [w = worker->get()] { return w->statusJson(); };
+  controlOptions.functionLogDir = workerOptions.logDir;
   control::ControlServer controlServer(controlOptions, store->get(), content->get(), &*secrets,
                                        [&router] { router.refresh(); });
   http::Limits apiLimits;
@@ -163,6 +204,9 @@ int runServe(const GlobalOptions& g, const ServeOptions& o) {
   fmt::print("  router:  http://{}  (sites at {}/)\n", routerAddr, example);
   fmt::print("  api:     http://{}\n", apiAddr);
   fmt::print("  threads: {} router, 1 api\n", threads);
+  fmt::print("  functions: node {} (runtimes {}), {} stem cells per pool, keep-alive {} s, "
+             "up to {} instances per function; no sandbox yet\n",
+             o.node, workerOptions.runtimesDir, o.stemCells, o.keepAliveS, o.maxInstances);
   fmt::print("nimbus ready {{\"router\":\"{}\",\"api\":\"{}\",\"data\":\"{}\",\"domain\":\"{}\"}}\n",
              routerAddr, apiAddr, data, o.domain);
   std::fflush(stdout);
@@ -174,6 +218,7 @@ int runServe(const GlobalOptions& g, const ServeOptions& o) {
   apiContext.run();
   for (auto& c : routerContexts) c->stop();
   for (auto& t : workers) t.join();
+  (*worker)->shutdown();
   (*accessLog)->flush();
   return 0;
 }

@@ -1,5 +1,7 @@
 #include "control/control_server.h"
 
+#include <filesystem>
+
 #include <boost/json.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -11,6 +13,7 @@
 #include "common/random.h"
 #include "common/sha256.h"
 #include "control/pem_check.h"
+#include "worker/telemetry.h"
 #include "output/build_output.h"
 #include "output/manifest.h"
 #include "router/host_table.h"
@@ -174,6 +177,12 @@ asio::awaitable<void> ControlServer::serve(http::Exchange* ex) {
   std::string_view target = ex->target();
   call.path = std::string(target.substr(0, target.find('?')));
   auto parts = splitPath(call.path);
+  if (call.path == "/metrics" && (call.method == "GET" || call.method == "HEAD")) {
+    // Prometheus scrapes without a token; the API should listen on a private address.
+    std::string text = options_.metricsText ? options_.metricsText() : std::string();
+    co_await ex->respond(200, "text/plain; version=0.0.4; charset=utf-8", text);
+    co_return;
+  }
   if (parts.empty() || parts[0] != "v1") {
     Reply reply = errorReply(404, "not_found",
                              fmt::format("no API endpoint at {}; the API lives under /v1 (see "
@@ -222,6 +231,15 @@ asio::awaitable<void> ControlServer::serve(http::Exchange* ex) {
 }
 
 namespace {
+
+// Parses a non-negative integer query value; `fallback` when absent or malformed.
+uint64_t queryNumber(std::string_view target, std::string_view name, uint64_t fallback) {
+  std::string v = queryParam(target, name);
+  if (v.empty() || v.size() > 18 || v.find_first_not_of("0123456789") != std::string::npos) {
+    return fallback;
+  }
+  return std::stoull(v);
+}
 
 json::value blobReplyBody(const std::string& hash, uint64_t size, bool existed) {
   json::object o;
@@ -365,6 +383,48 @@ void ControlServer::routingChanged() {
   if (onRoutingChange_) onRoutingChange_();
 }
 
+// Records of the deployment's function log: `after=<offset>` continues from a previous
+// answer's `next`; without it, the last `tail` records (default 100).
+ControlServer::Reply ControlServer::functionLogs(Call* call, const std::string& deploymentId) {
+  if (options_.functionLogDir.empty()) {
+    return errorReply(503, "no_worker", "this server runs without a function worker");
+  }
+  constexpr uint64_t kChunk = 1 << 20;
+  std::string_view target = call->ex->target();
+  uint64_t after = queryNumber(target, "after", UINT64_MAX);
+  uint64_t tail = queryNumber(target, "tail", 100);
+  std::string path = fmt::format("{}/{}.jsonl", options_.functionLogDir, deploymentId);
+  std::error_code fec;
+  uint64_t size = std::filesystem::file_size(path, fec);
+  if (fec) size = 0;
+  bool tailMode = after == UINT64_MAX;
+  uint64_t from = tailMode ? (size > 4 * kChunk ? size - 4 * kChunk : 0) : std::min(after, size);
+  auto chunk = worker::readFunctionLog(options_.functionLogDir, deploymentId, from,
+                                       tailMode ? 4 * kChunk : kChunk);
+  if (!chunk) return resultError(chunk.error());
+  std::vector<std::string_view> lines;
+  std::string_view rest = chunk->records;
+  while (!rest.empty()) {
+    size_t nl = rest.find('\n');
+    lines.push_back(rest.substr(0, nl));
+    if (nl == std::string_view::npos) break;
+    rest.remove_prefix(nl + 1);
+  }
+  // A tail read that started mid-file begins with a partial line.
+  if (tailMode && from > 0 && !lines.empty()) lines.erase(lines.begin());
+  if (tailMode && lines.size() > tail) lines.erase(lines.begin(), lines.end() - static_cast<long>(tail));
+  json::array records;
+  for (auto line : lines) {
+    boost::system::error_code ec;
+    auto v = json::parse(line, ec);
+    if (!ec) records.push_back(std::move(v));
+  }
+  json::object out;
+  out["records"] = std::move(records);
+  out["next"] = chunk->nextOffset;
+  return Reply{200, std::move(out)};
+}
+
 ControlServer::Reply ControlServer::route(Call* call, const std::string& body) {
   const auto& p = call->parts;
   const std::string& m = call->method;
@@ -394,6 +454,7 @@ ControlServer::Reply ControlServer::route(Call* call, const std::string& body) {
                         fmt::format("there is no deployment '{}'; `nimbus ls` lists them", id));
     }
     if (p.size() == 2 && m == "GET") return deploymentReply(200, *d);
+    if (p.size() == 3 && p[2] == "logs" && m == "GET") return functionLogs(call, id);
     if (p.size() == 2 && m == "DELETE") {
       auto r = store_->deleteDeployment(id);
       if (!r) {
@@ -426,6 +487,15 @@ ControlServer::Reply ControlServer::route(Call* call, const std::string& body) {
                         fmt::format("no deployment is served at '{}'; `nimbus ls` lists them", host));
     }
     return deploymentReply(200, *d);
+  }
+  if (p.size() == 1 && p[0] == "instances" && m == "GET") {
+    if (!options_.workerStatus) {
+      return errorReply(503, "no_worker", "this server runs without a function worker");
+    }
+    boost::system::error_code ec;
+    auto v = json::parse(options_.workerStatus(), ec);
+    if (ec || !v.is_object()) return errorReply(500, "internal", "worker status unreadable");
+    return Reply{200, std::move(v.as_object())};
   }
   if (p.size() == 1 && p[0] == "projects" && m == "GET") {
     json::array list;

@@ -24,6 +24,10 @@ struct ControlOptions {
   std::string adminTokenPath;           // named in 401 messages
   uint64_t maxBlobBytes = 512ull * 1024 * 1024;
   uint64_t maxJsonBytes = 64ull * 1024 * 1024;
+  // The function worker's introspection (unset: the endpoints answer 503).
+  std::function<std::string()> metricsText;   // GET /metrics (Prometheus text, no token)
+  std::function<std::string()> workerStatus;  // GET /v1/instances (JSON)
+  std::string functionLogDir;                 // GET /v1/deployments/<id>/logs
 };
 
 class ControlServer final : public http::Handler {
@@ -56,6 +60,7 @@ class ControlServer final : public http::Handler {
   Result<std::string> envSnapshot(const std::string& project, store::Target target,
                                   std::vector<std::string>* keys);
   Reply deploymentReply(int status, const store::Deployment& d);
+  Reply functionLogs(Call* call, const std::string& deploymentId);
   boost::json::object aliasJson(const store::Alias& a) const;
   void routingChanged();
 

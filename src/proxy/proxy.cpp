@@ -35,6 +35,7 @@
 #include <optional>
 #include <unordered_map>
 
+#include "http/header_rules.h"
 #include "http/server.h"
 
 namespace nimbus::proxy {
@@ -51,81 +52,7 @@ constexpr size_t kBufferBytes = 64 * 1024;
 
 namespace {
 
-char lowerChar(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = lowerChar(c);
-  return out;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (lowerChar(a[i]) != lowerChar(b[i])) return false;
-  }
-  return true;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-bool isToken(std::string_view s) {
-  if (s.empty()) return false;
-  for (char c : s) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
-    if (!ok || c == '\0') return false;
-  }
-  return true;
-}
-
-// Headers about one connection rather than the message (RFC 9110 7.6.1); never forwarded.
-bool isHopByHop(std::string_view lowerName) {
-  static constexpr std::string_view kNames[] = {"connection",    "keep-alive",        "te",
-                                                "trailer",       "transfer-encoding", "upgrade",
-                                                "http2-settings"};
-  for (auto n : kNames) {
-    if (n == lowerName) return true;
-  }
-  return lowerName.starts_with("proxy-");
-}
-
-// Adds the lower-cased options of a `connection` header value: the headers it names are
-// hop-by-hop too.
-void addConnectionTokens(std::string_view value, std::vector<std::string>* out) {
-  while (!value.empty()) {
-    auto comma = value.find(',');
-    auto token = trim(value.substr(0, comma));
-    if (!token.empty()) out->push_back(lower(token));
-    if (comma == std::string_view::npos) break;
-    value.remove_prefix(comma + 1);
-  }
-}
-
-bool contains(const std::vector<std::string>& v, std::string_view s) {
-  for (const auto& x : v) {
-    if (x == s) return true;
-  }
-  return false;
-}
-
-// Header values never carry line breaks or NUL; a routing transform must not split a head.
-std::string cleanValue(std::string_view v) {
-  std::string out;
-  out.reserve(v.size());
-  for (char c : v) {
-    if (c != '\r' && c != '\n' && c != '\0') out.push_back(c);
-  }
-  return out;
-}
-
-void eraseHeader(Headers* h, std::string_view lowerName) {
-  std::erase_if(*h, [&](const auto& kv) { return iequals(kv.first, lowerName); });
-}
+using namespace http::hdr;  // NOLINT: header rules shared with the worker
 
 // How many times a request already passed through a proxy calling itself `name`, from the
 // elements ("1.1 nimbus", "HTTP/1.1 nimbus (comment)") of its via headers.
@@ -919,38 +846,10 @@ struct Proxy::State {
   // Response headers in the order of spec 2.8, hop-by-hop and framing headers dropped.
   template <class Fields>
   static Headers composeResponseHeaders(const Fields& upstream, const ProxyRequest* req) {
-    std::vector<std::string> connectionTokens;
-    for (const auto& f : upstream) {
-      if (iequals(f.name_string(), "connection")) addConnectionTokens(f.value(), &connectionTokens);
-    }
-    auto dropped = [&](std::string_view name) {
-      // The server writes its own framing, date, server and request id.
-      return !isToken(name) || isHopByHop(name) || name == "content-length" || name == "date" ||
-             name == "server" || name == "x-nimbus-id" || contains(connectionTokens, name);
-    };
-    Headers out;
-    for (const auto& [k, v] : req->responseHeaders) {
-      std::string name = lower(k);
-      if (!dropped(name)) out.emplace_back(std::move(name), v);
-    }
-    std::vector<std::string> replaced;
-    for (const auto& f : upstream) {
-      std::string name = lower(f.name_string());
-      if (dropped(name)) continue;
-      if (name != "set-cookie" && !contains(replaced, name)) {
-        eraseHeader(&out, name);
-        replaced.push_back(name);
-      }
-      out.emplace_back(std::move(name), std::string(f.value()));
-    }
-    for (const auto& [k, v] : req->importantHeaders) {
-      std::string name = lower(k);
-      if (dropped(name)) continue;
-      if (name != "set-cookie") eraseHeader(&out, name);
-      out.emplace_back(std::move(name), v);
-    }
-    for (const auto& name : req->responseHeaderDeletes) eraseHeader(&out, name);
-    return out;
+    http::hdr::HeaderViews origin;
+    for (const auto& f : upstream) origin.emplace_back(f.name_string(), f.value());
+    return http::hdr::composeResponseHeaders(origin, req->responseHeaders, req->importantHeaders,
+                                             req->responseHeaderDeletes);
   }
 
   asio::awaitable<void> answerFailure(Call* call) {

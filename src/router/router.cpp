@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "common/sha256.h"
+#include "http/header_rules.h"
 
 #include "output/manifest.h"
 
@@ -45,10 +46,12 @@ std::optional<std::string> decodePath(std::string_view path) {
   return out;
 }
 
-Router::Router(RouterOptions options, store::Store* store, content::ContentStore* content)
+Router::Router(RouterOptions options, store::Store* store, content::ContentStore* content,
+               worker::Worker* worker)
     : options_(std::move(options)),
       store_(store),
       content_(content),
+      worker_(worker),
       cache_(options_.cacheBytes),
       proxy_(options_.proxy) {
   if (options_.stateDir.empty()) {
@@ -213,10 +216,11 @@ asio::awaitable<void> Router::serve(http::Exchange* ex) {
     req.headers.emplace_back(std::move(lower), std::string(value));
   });
   routing::Decision d = (*dep)->routes->evaluate(req, *(*dep)->index);
-  co_await serveDecision(ex, dep->get(), &d, &*resolved);
+  co_await serveDecision(ex, dep->get(), &req, &d, &*resolved);
 }
 
 asio::awaitable<void> Router::serveDecision(http::Exchange* ex, const LoadedDeployment* dep,
+                                            const routing::Request* req,
                                             const routing::Decision* d,
                                             const ResolvedHost* host) {
   using routing::DecisionKind;
@@ -253,15 +257,158 @@ asio::awaitable<void> Router::serveDecision(http::Exchange* ex, const LoadedDepl
       co_return;
     case DecisionKind::Function:
     case DecisionKind::Middleware: {
-      std::string key = d->kind == DecisionKind::Function ? d->key : d->middlewareKey;
-      std::string message = fmt::format(
-          "this deployment routes the request to function '{}'; this Nimbus build serves "
-          "static files, redirects and proxies but does not run functions yet",
-          key);
-      co_await serveError(ex, d, 501, "FUNCTION_RUNTIME_UNAVAILABLE", message);
+      if (!worker_) {
+        std::string key = d->kind == DecisionKind::Function ? d->key : d->middlewareKey;
+        std::string message = fmt::format(
+            "this deployment routes the request to function '{}'; this server runs without "
+            "a function worker",
+            key);
+        co_await serveError(ex, d, 501, "FUNCTION_RUNTIME_UNAVAILABLE", message);
+      } else if (d->kind == DecisionKind::Function) {
+        co_await serveFunction(ex, d, host);
+      } else {
+        co_await serveMiddleware(ex, dep, req, d, host);
+      }
       co_return;
     }
   }
+}
+
+void Router::prepareInvocation(http::Exchange* ex, const routing::Decision* d,
+                               const ResolvedHost* host, worker::Invocation* inv) const {
+  inv->deploymentId = host->deploymentId;
+  inv->path = d->path;
+  inv->query = d->query;
+  inv->requestHeaders = d->requestHeaders;
+  inv->responseHeaders = d->headers;
+  inv->importantHeaders = d->importantHeaders;
+  inv->responseHeaderDeletes = d->responseHeaderDeletes;
+  inv->status = d->status;
+  std::string_view clientHost = ex->header("host");
+  inv->publicHost = clientHost.empty() ? ex->host() : std::string(clientHost);
+  // The deployment's own host keeps the port the client used.
+  std::string port;
+  if (auto colon = inv->publicHost.rfind(':');
+      colon != std::string::npos && inv->publicHost.find(']', colon) == std::string::npos) {
+    port = inv->publicHost.substr(colon);
+  }
+  inv->deploymentHost = previewHost(host->projectName, host->deploymentId, options_.domain) + port;
+}
+
+asio::awaitable<void> Router::serveFunction(http::Exchange* ex, const routing::Decision* d,
+                                            const ResolvedHost* host) {
+  worker::Invocation inv;
+  prepareInvocation(ex, d, host, &inv);
+  inv.functionKey = d->key;
+  co_await worker_->invoke(ex, &inv);
+}
+
+namespace {
+
+// Reads a middleware's response per spec 3.6.
+routing::MiddlewareOutcome decodeMiddleware(const worker::BufferedResponse& r,
+                                            std::string_view requestHost) {
+  using Action = routing::MiddlewareOutcome::Action;
+  routing::MiddlewareOutcome out;
+  std::string_view next, rewrite, location, overrides;
+  for (const auto& [name, value] : r.headers) {
+    if (name == "x-middleware-next") next = value;
+    else if (name == "x-middleware-rewrite") rewrite = value;
+    else if (name == "location") location = value;
+    else if (name == "x-middleware-override-headers") overrides = value;
+  }
+  out.responseHeaders = r.headers;
+  out.status = r.status;
+  if (!overrides.empty() || std::any_of(r.headers.begin(), r.headers.end(), [](const auto& kv) {
+        return kv.first == "x-middleware-override-headers";
+      })) {
+    routing::Headers list;
+    std::string_view rest = overrides;
+    while (!rest.empty()) {
+      auto comma = rest.find(',');
+      std::string name(http::hdr::trim(rest.substr(0, comma)));
+      name = http::hdr::lower(name);
+      if (!name.empty()) {
+        std::string key = "x-middleware-request-" + name;
+        for (const auto& [k, v] : r.headers) {
+          if (k == key) list.emplace_back(name, v);
+        }
+      }
+      if (comma == std::string_view::npos) break;
+      rest.remove_prefix(comma + 1);
+    }
+    out.overrideRequestHeaders = std::move(list);
+  }
+  if (!rewrite.empty()) {
+    out.action = Action::Rewrite;
+    std::string url(rewrite);
+    // Same origin: only the path and query matter.
+    for (std::string_view scheme : {"http://", "https://"}) {
+      if (url.rfind(scheme, 0) != 0) continue;
+      size_t slash = url.find('/', scheme.size());
+      std::string authority = url.substr(scheme.size(), slash - scheme.size());
+      std::string hostOnly = authority.substr(0, authority.rfind(':'));
+      if (http::hdr::iequals(authority, requestHost) || http::hdr::iequals(hostOnly, requestHost)) {
+        url = slash == std::string::npos ? std::string("/") : url.substr(slash);
+      }
+    }
+    out.rewriteUrl = std::move(url);
+  } else if (!next.empty()) {
+    out.action = Action::Next;
+  } else if (!location.empty() && r.status >= 300 && r.status < 400) {
+    out.action = Action::Redirect;
+  } else {
+    out.action = Action::Respond;
+  }
+  return out;
+}
+
+}  // namespace
+
+asio::awaitable<void> Router::serveMiddleware(http::Exchange* ex, const LoadedDeployment* dep,
+                                              const routing::Request* req,
+                                              const routing::Decision* d,
+                                              const ResolvedHost* host) {
+  worker::Invocation inv;
+  prepareInvocation(ex, d, host, &inv);
+  inv.functionKey = d->middlewareKey;
+  worker::Worker::MiddlewareResult result;
+  co_await worker_->invokeMiddleware(ex, &inv, &result);
+  if (!result.ok) {
+    if (result.errorCode.empty()) co_return;  // the client left
+    co_await serveError(ex, d, result.errorStatus, result.errorCode, result.errorMessage);
+    co_return;
+  }
+  auto outcome = decodeMiddleware(result.response, ex->host());
+  if (!d->continuation) {
+    co_await serveError(ex, d, 500, "MIDDLEWARE_INVOCATION_FAILED",
+                        "routing stopped at a middleware without a way to continue");
+    co_return;
+  }
+  routing::Decision next = dep->routes->resume(*req, *dep->index, *d->continuation, outcome);
+  if (outcome.action == routing::MiddlewareOutcome::Action::Respond) {
+    // The middleware's own response is the answer, with the route headers.
+    HeaderSet headers;
+    headers.applyRoute(next.headers);
+    for (const auto& [name, value] : result.response.headers) {
+      if (name.rfind("x-middleware-", 0) == 0 || name == "content-length" ||
+          name == "transfer-encoding" || name == "connection" || name == "date" ||
+          name == "server" || name == "x-nimbus-id") {
+        continue;
+      }
+      if (name == "set-cookie") headers.append(name, value); else headers.set(name, value);
+    }
+    headers.applyImportant(next.importantHeaders);
+    for (const auto& name : next.responseHeaderDeletes) headers.remove(name);
+    if (!headers.has("cache-control")) {
+      headers.set("cache-control", "public, max-age=0, must-revalidate");
+    }
+    ex->beginResponse(result.response.status);
+    headers.emit(ex);
+    co_await ex->send(result.response.body);
+    co_return;
+  }
+  co_await serveDecision(ex, dep, req, &next, host);
 }
 
 std::shared_ptr<const proxy::UpstreamTls> Router::upstreamTls(const std::string& project) {

@@ -1,7 +1,7 @@
 #pragma once
 // The public HTTP entry: Host -> deployment -> route phases (src/routing) -> a static
 // file, a redirect, an external upstream (src/proxy), an error page, or a function (served
-// once the function runtime exists; until then a clear 501). Serves from immutable
+// run by the worker). Serves from immutable
 // deployment snapshots, so a request that started on a deployment finishes on it even if
 // production moves meanwhile.
 //
@@ -25,6 +25,7 @@
 #include "router/static_files.h"
 #include "routing/routing.h"
 #include "store/store.h"
+#include "worker/worker.h"
 
 namespace nimbus::router {
 
@@ -68,7 +69,9 @@ struct LoadedDeployment {
 
 class Router final : public http::Handler {
  public:
-  Router(RouterOptions options, store::Store* store, content::ContentStore* content);
+  // `worker` runs function and middleware routes; null answers them with 501.
+  Router(RouterOptions options, store::Store* store, content::ContentStore* content,
+         worker::Worker* worker = nullptr);
   ~Router() override;
 
   // Reloads the host table when the store's routing version changed. Thread-safe; cheap
@@ -82,8 +85,17 @@ class Router final : public http::Handler {
   using DeploymentPtr = std::shared_ptr<const LoadedDeployment>;
   Result<DeploymentPtr> loadDeployment(const ResolvedHost& host);
   boost::asio::awaitable<void> serveDecision(http::Exchange* ex, const LoadedDeployment* dep,
+                                             const routing::Request* req,
                                              const routing::Decision* d,
                                              const ResolvedHost* host);
+  boost::asio::awaitable<void> serveFunction(http::Exchange* ex, const routing::Decision* d,
+                                             const ResolvedHost* host);
+  boost::asio::awaitable<void> serveMiddleware(http::Exchange* ex, const LoadedDeployment* dep,
+                                               const routing::Request* req,
+                                               const routing::Decision* d,
+                                               const ResolvedHost* host);
+  void prepareInvocation(http::Exchange* ex, const routing::Decision* d, const ResolvedHost* host,
+                         worker::Invocation* inv) const;
   boost::asio::awaitable<void> serveProxy(http::Exchange* ex, const routing::Decision* d,
                                           const ResolvedHost* host);
   // The project's upstream TLS settings as files the proxy can load; null when none.
@@ -111,6 +123,7 @@ class Router final : public http::Handler {
   RouterOptions options_;
   store::Store* store_;
   content::ContentStore* content_;
+  worker::Worker* worker_;
   std::atomic<std::shared_ptr<const HostTable>> table_;
   std::mutex refreshMu_;
   std::mutex outputsMu_;

@@ -1,0 +1,2 @@
+// Throws while being imported.
+throw new Error('boom at import');

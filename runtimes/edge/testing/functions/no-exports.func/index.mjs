@@ -1,0 +1,2 @@
+// Exports nothing usable.
+export const config = { runtime: 'edge' };
