@@ -9,8 +9,12 @@ packages=(
   libssl-dev libsqlite3-dev libpq-dev libpcre2-dev libseccomp-dev
   libcli11-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
   zlib1g-dev libbrotli-dev
-  python3 curl nodejs
+  python3 curl
 )
+# Node.js runs the function launchers (>= 20). A node already on PATH (e.g. from
+# nodesource or nvm) is used as it is; otherwise Debian's nodejs and npm are installed.
+if ! command -v node >/dev/null; then packages+=(nodejs); fi
+if ! command -v npm >/dev/null; then packages+=(npm); fi
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(nginx-light wrk)
 fi
@@ -21,7 +25,17 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
+# npm packages the runtimes need (esbuild for edge bundling), from package-lock.json.
+install_npm() {
+  local dir=runtimes/edge
+  cd "$(dirname "$0")/.."
+  if [[ ! -d $dir/node_modules/esbuild || $dir/package-lock.json -nt $dir/node_modules/.package-lock.json ]]; then
+    echo "npm ci in $dir"
+    (cd "$dir" && npm ci --no-audit --no-fund --silent)
+  fi
+}
 if ((${#missing[@]} == 0)); then
+  install_npm
   exit 0
 fi
 
@@ -34,3 +48,4 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 "${sudo_cmd[@]}" apt-get update -qq
 "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+install_npm

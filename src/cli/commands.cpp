@@ -17,6 +17,7 @@
 #include <set>
 
 #include "cli/cli.h"
+#include "cli/edge_bundle.h"
 #include "http/client.h"
 #include "output/build_output.h"
 #include "output/manifest.h"
@@ -209,6 +210,24 @@ class ProgressBar {
 
 }  // namespace
 
+namespace {
+
+// A private temporary directory removed with its contents.
+struct TempWorkDir {
+  std::string path;
+  TempWorkDir() {
+    const char* base = std::getenv("TMPDIR");
+    std::string pattern = std::string(base && *base ? base : "/tmp") + "/nimbus-deploy-XXXXXX";
+    if (::mkdtemp(pattern.data())) path = pattern;
+  }
+  ~TempWorkDir() {
+    std::error_code ec;
+    if (!path.empty()) std::filesystem::remove_all(path, ec);
+  }
+};
+
+}  // namespace
+
 int runDeploy(const GlobalOptions& g, const DeployOptions& o) {
   std::string project = o.project.empty() ? defaultProjectName(o.dir) : o.project;
   if (project.empty()) {
@@ -254,11 +273,23 @@ int runDeploy(const GlobalOptions& g, const DeployOptions& o) {
     fmt::print(stderr, "Nothing was uploaded or created.\n");
     return 1;
   }
-  const auto& manifest = scanned->manifest;
   if (!g.json) {
-    fmt::print(stderr, "Validated {}: {} files, {}\n", scanned->root, manifest.size(),
+    fmt::print(stderr, "Validated {}: {} files, {}\n", scanned->root, scanned->manifest.size(),
                humanBytes(scanned->totalBytes));
   }
+  // Edge functions that arrive unbundled are bundled here, before anything uploads.
+  std::map<std::string, std::string> localFiles;  // generated manifest entries
+  TempWorkDir work;
+  auto bundles = bundleEdgeFunctions(scanned->root, &scanned->manifest, work.path, &localFiles);
+  if (!bundles) return fail(bundles.error().message);
+  if (!g.json) {
+    for (const auto& b : *bundles) {
+      fmt::print(stderr, "Bundled edge function {} with esbuild ({}; {})\n",
+                 b.function.substr(std::string_view("functions/").size()), b.reason,
+                 humanBytes(b.bytes));
+    }
+  }
+  const auto& manifest = scanned->manifest;
 
   auto api = Api::connect(g);
   if (!api) return fail(api.error().message);
@@ -294,7 +325,8 @@ int runDeploy(const GlobalOptions& g, const DeployOptions& o) {
   uint64_t sent = 0;
   size_t filesDone = 0;
   for (const auto* e : toUpload) {
-    std::string path = scanned->root + "/" + e->path;
+    auto local = localFiles.find(e->path);
+    std::string path = local != localFiles.end() ? local->second : scanned->root + "/" + e->path;
     uint64_t before = sent;
     auto r = api->upload(e->hash, path, e->size, [&](uint64_t n) { bar.update(before + n, filesDone); });
     if (!r) {

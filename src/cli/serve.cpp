@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "cli/cli.h"
+#include "cli/edge_bundle.h"
 #include "common/clock.h"
 #include "common/random.h"
 #include "common/secret_box.h"
@@ -139,8 +140,7 @@ int runServe(const GlobalOptions& g, const ServeOptions& o) {
   worker::WorkerOptions workerOptions;
   workerOptions.runtimesDir = o.runtimesDir;
   if (workerOptions.runtimesDir.empty()) {
-    const char* env = std::getenv("NIMBUS_RUNTIMES");
-    workerOptions.runtimesDir = env && *env ? env : NIMBUS_RUNTIMES_DIR;
+    workerOptions.runtimesDir = runtimesDir();
   }
   workerOptions.nodeBinary = o.node;
   workerOptions.stateDir = data + "/run/worker";
