@@ -25,6 +25,23 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
+sudo_cmd=()
+if [[ $(id -u) -ne 0 ]]; then
+  sudo_cmd=(sudo)
+fi
+
+# The launchers need Node.js >= 20; Debian 12's nodejs is 18, so an older node gets the
+# npm package `node` (official builds, from the npm registry) on top.
+ensure_node() {
+  local major
+  major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+  if ((major < 20)); then
+    echo "Node.js $(node --version 2>/dev/null || echo missing) is older than 20; npm install -g node@22"
+    "${sudo_cmd[@]}" npm install -g --no-audit --no-fund node@22
+    hash -r
+  fi
+}
+
 # npm packages the runtimes need (esbuild for edge bundling), from package-lock.json.
 install_npm() {
   local dir=runtimes/edge
@@ -34,18 +51,16 @@ install_npm() {
     (cd "$dir" && npm ci --no-audit --no-fund --silent)
   fi
 }
-if ((${#missing[@]} == 0)); then
-  install_npm
-  exit 0
-fi
 
-echo "Installing: ${missing[*]}"
-sudo_cmd=()
-if [[ $(id -u) -ne 0 ]]; then
-  command -v sudo >/dev/null || { echo "error: run as root or install sudo" >&2; exit 1; }
-  sudo_cmd=(sudo)
+if ((${#missing[@]} > 0)); then
+  echo "Installing: ${missing[*]}"
+  if ((${#sudo_cmd[@]} > 0)) && ! command -v sudo >/dev/null; then
+    echo "error: run as root or install sudo" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -qq
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-export DEBIAN_FRONTEND=noninteractive
-"${sudo_cmd[@]}" apt-get update -qq
-"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+ensure_node
 install_npm

@@ -7,6 +7,7 @@
 
 #include "output/build_output.h"
 #include "output/manifest.h"
+#include "output/validation.h"
 
 namespace nimbus::worker {
 
@@ -129,24 +130,9 @@ Result<std::shared_ptr<const FunctionDef>> StoreCatalog::load(std::string_view d
       const auto& e = *it->second;
       def->files.push_back({e.path, e.hash, e.symlinkTarget, e.mode});
       if (!e.isSymlink()) continue;
-      // Normalise the link target relative to the link's directory.
-      std::string base = e.path.substr(0, e.path.rfind('/'));
-      std::vector<std::string> parts;
-      std::string joined = base + "/" + e.symlinkTarget;
-      size_t pos = 0;
-      while (pos <= joined.size()) {
-        size_t slash = joined.find('/', pos);
-        if (slash == std::string::npos) slash = joined.size();
-        std::string part = joined.substr(pos, slash - pos);
-        if (part == "..") {
-          if (!parts.empty()) parts.pop_back();
-        } else if (!part.empty() && part != ".") {
-          parts.push_back(part);
-        }
-        pos = slash + 1;
-      }
-      std::string target;
-      for (const auto& p : parts) target += (target.empty() ? "" : "/") + p;
+      auto resolved = output::resolveLinkTarget(e.path, e.symlinkTarget);
+      if (!resolved) continue;  // validateManifest refuses such links; nothing to follow
+      const std::string& target = *resolved;
       bool inside = false;
       for (const auto& r : roots) inside = inside || target == r || target.starts_with(r + "/");
       if (inside) continue;
