@@ -286,13 +286,6 @@ void Router::prepareInvocation(http::Exchange* ex, const routing::Decision* d,
   inv->status = d->status;
   std::string_view clientHost = ex->header("host");
   inv->publicHost = clientHost.empty() ? ex->host() : std::string(clientHost);
-  // The deployment's own host keeps the port the client used.
-  std::string port;
-  if (auto colon = inv->publicHost.rfind(':');
-      colon != std::string::npos && inv->publicHost.find(']', colon) == std::string::npos) {
-    port = inv->publicHost.substr(colon);
-  }
-  inv->deploymentHost = previewHost(host->projectName, host->deploymentId, options_.domain) + port;
 }
 
 asio::awaitable<void> Router::serveFunction(http::Exchange* ex, const routing::Decision* d,

@@ -109,16 +109,29 @@ Result<Child> spawnChild(const SpawnSpec& spec) {
   return c;
 }
 
+namespace {
+std::string describeSignal(int sig) {
+  const char* name = ::strsignal(sig);
+  return fmt::format("killed by signal {} ({})", sig, name ? name : "?");
+}
+}  // namespace
+
+std::string peekExit(pid_t pid) {
+  siginfo_t info{};
+  if (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) != 0 ||
+      info.si_pid == 0) {
+    return {};
+  }
+  if (info.si_code == CLD_EXITED) return fmt::format("exited with status {}", info.si_status);
+  return describeSignal(info.si_status);
+}
+
 std::string reapChild(pid_t pid) {
   int status = 0;
   pid_t r = ::waitpid(pid, &status, WNOHANG);
   if (r != pid) return {};
   if (WIFEXITED(status)) return fmt::format("exited with status {}", WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) {
-    int sig = WTERMSIG(status);
-    const char* name = ::strsignal(sig);
-    return fmt::format("killed by signal {} ({})", sig, name ? name : "?");
-  }
+  if (WIFSIGNALED(status)) return describeSignal(WTERMSIG(status));
   return "ended";
 }
 

@@ -33,6 +33,10 @@ Result<Child> spawnChild(const SpawnSpec& spec);
 // signal 9 (Killed)"); "" when it has not exited yet.
 std::string reapChild(pid_t pid);
 
+// How a child ended if it has exited, without reaping it (it stays a zombie for
+// reapChild); "" while it runs or when it was reaped already.
+std::string peekExit(pid_t pid);
+
 // Resolves `program` against PATH (as execvp would); the program itself when it has a '/'.
 std::string findProgram(const std::string& program);
 

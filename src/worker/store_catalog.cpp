@@ -173,7 +173,10 @@ Result<std::shared_ptr<const FunctionDef>> StoreCatalog::load(std::string_view d
   }
   def->env.emplace_back("VERCEL", "1");
   def->env.emplace_back("VERCEL_ENV", std::string(store::toString(dep->target)));
-  if (options_.deploymentHost) def->env.emplace_back("VERCEL_URL", options_.deploymentHost(*dep));
+  if (options_.deploymentHost) {
+    def->deploymentHost = options_.deploymentHost(*dep);
+    def->env.emplace_back("VERCEL_URL", def->deploymentHost);
+  }
   if (options_.productionHost) {
     def->env.emplace_back("VERCEL_PROJECT_PRODUCTION_URL", options_.productionHost(*dep));
   }

@@ -144,6 +144,9 @@ struct Instance {
   std::string socketPath;
   State state = State::Starting;
   std::shared_ptr<FunctionState> fn;  // set once specialized (bg thread), then read-only
+  // Whose log its output goes to: set when specialization starts, so output at import is
+  // kept (worker thread only).
+  std::shared_ptr<FunctionState> logFn;
   int inflight = 0;
   int capacity = 1;
   SteadyClock::time_point startedAt = SteadyClock::now();
@@ -262,6 +265,7 @@ struct Call {
   std::string errorCode;   // set when the platform answers an error
   std::string errorMessage;
   bool recycle = false;    // the instance must be stopped
+  bool processExited = false;  // it ended by itself (a crash, not a recycle)
   uint64_t bytesOut = 0;
 };
 
@@ -439,6 +443,7 @@ class WorkerImpl final : public Worker {
     InstancePtr inst;
     bool cold = false;
     double initMs = 0;
+    double peakMb = 0;
     {
       std::unique_lock lock(mu_);
       inst = freeInstance(fn);
@@ -473,9 +478,10 @@ class WorkerImpl final : public Worker {
         call->status = 503;
         call->errorCode = "FUNCTION_THROTTLED";
         call->errorMessage = fmt::format(
-            "no instance of function '{}' became free within {} ms ({} instances, the "
-            "maximum is {}); retry later, or raise --max-instances / --queue-timeout",
-            fn->def->key, options_.queueTimeout.count(), fn->instances.size(),
+            "no instance of function '{}' became free within {} ms ({} running, {} starting, "
+            "at most {}); retry later, or raise --queue-timeout (cold starts count against "
+            "it) or --max-instances",
+            fn->def->key, options_.queueTimeout.count(), fn->instances.size(), fn->starting,
             options_.maxInstances);
       }
     }
@@ -484,9 +490,11 @@ class WorkerImpl final : public Worker {
       call->inst = inst;
       call->deadline = SteadyClock::now() + std::chrono::seconds(fn->maxDurationS);
       co_await forward(call, codes);
+      if (call->errorCode == "NO_RESPONSE_FROM_FUNCTION") co_await explainNoResponse(call);
+      peakMb = peakMemoryMb(inst->pid);  // before a recycle ends the process
       release(call);
     }
-    record(call, cold, initMs, queueMs, msSince(started));
+    record(call, cold, initMs, queueMs, msSince(started), peakMb);
   }
 
   // Sends the request to the instance and relays its response to the sink.
@@ -546,20 +554,35 @@ class WorkerImpl final : public Worker {
   }
 
   void noResponse(Call* call, Codes codes, std::string why) {
-    std::string exitReason;
-    {
-      std::lock_guard lock(mu_);
-      exitReason = call->inst->exitReason;
-    }
     call->recycle = true;
     call->status = 502;
     call->errorCode = "NO_RESPONSE_FROM_FUNCTION";
     call->errorMessage = fmt::format(
-        "function '{}' ({}) ended without a complete response: {}{}; the next request gets a "
-        "fresh instance. The function log (`nimbus logs`) has its output",
-        call->fn->def->key, call->inst->id, why,
-        exitReason.empty() ? "" : fmt::format(" (the process {})", exitReason));
+        "function '{}' ({}) ended without a complete response: {}", call->fn->def->key,
+        call->inst->id, why);
     (void)codes;
+  }
+
+  // After a broken exchange: waits briefly for the process to end (a crash closes the
+  // socket a moment before the process is gone) and says how it ended.
+  asio::awaitable<void> explainNoResponse(Call* call) {
+    auto executor = co_await asio::this_coro::executor;
+    std::string how;
+    for (int i = 0; i < 40 && how.empty(); ++i) {
+      {
+        std::lock_guard lock(mu_);
+        how = call->inst->exitReason;  // set once the worker thread reaped it
+      }
+      if (how.empty()) how = peekExit(call->inst->pid);
+      if (!how.empty()) break;
+      asio::steady_timer t(executor);
+      t.expires_after(std::chrono::milliseconds(5));
+      co_await t.async_wait(kTuple);
+    }
+    if (!how.empty()) call->processExited = true;
+    call->errorMessage += fmt::format(
+        "{}. The next request gets a fresh instance; `nimbus logs` has the function's output",
+        how.empty() ? std::string() : "; the process " + how);
   }
 
   std::string requestHead(Call* call, bool* chunked, bool* hasBody) {
@@ -604,7 +627,7 @@ class WorkerImpl final : public Worker {
         "x-forwarded-host: {0}\r\nx-forwarded-proto: http\r\nx-forwarded-for: {1}\r\n"
         "x-real-ip: {1}\r\nx-vercel-forwarded-for: {1}\r\nx-vercel-deployment-url: {2}\r\n"
         "x-vercel-id: {3}::{4}\r\nx-nimbus-id: {4}\r\n",
-        http::hdr::cleanValue(inv->publicHost), ip, http::hdr::cleanValue(inv->deploymentHost),
+        http::hdr::cleanValue(inv->publicHost), ip, http::hdr::cleanValue(call->fn->def->deploymentHost),
         options_.region, ex->requestId());
     *chunked = false;
     *hasBody = false;
@@ -737,19 +760,19 @@ class WorkerImpl final : public Worker {
       inst->lastResponse = SteadyClock::now();
       if (inst->inflight == 0) inst->idleSince = inst->lastResponse;
       if (call->recycle && inst->state != Instance::State::Dead) {
-        kill = true;
+        kill = !call->processExited;  // a crashed process is reaped as a crash
         retire(call->fn.get(), inst);
       }
       dispatch(call->fn.get());
-      if (kill) scaleUp(call->fn);
+      if (call->recycle) scaleUp(call->fn);
     }
     if (kill) killInstance(call->inst, "recycled after a failed invocation");
   }
 
-  void record(Call* call, bool cold, double initMs, double queueMs, double totalMs) {
+  void record(Call* call, bool cold, double initMs, double queueMs, double totalMs,
+              double peak) {
     FunctionState* fn = call->fn.get();
     int status = call->clientGone && call->status == 0 ? 499 : call->status;
-    double peak = call->inst ? peakMemoryMb(call->inst->pid) : 0;
     {
       std::lock_guard lock(mu_);
       ++fn->invocations;
@@ -774,6 +797,7 @@ class WorkerImpl final : public Worker {
     o["status"] = status;
     o["peakMemoryMb"] = std::round(peak * 10) / 10;
     o["memoryMb"] = fn->memoryMb;
+    if (call->clientGone) o["clientClosed"] = true;
     o["method"] = call->ex->method();
     o["path"] = call->inv->path;
     if (!call->errorCode.empty()) {
@@ -1104,21 +1128,20 @@ class WorkerImpl final : public Worker {
 
   void emitLine(Instance* inst, std::string_view stream, std::string_view line) {
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    FunctionState* fn = inst->fn.get();
+    FunctionState* fn = inst->logFn.get();
     if (!fn) {
       spdlog::warn("worker: {} {}: {}", inst->id, stream, line);
       return;
     }
+    // The launcher prefixes lines with "[<x-vercel-id>] ", and the worker always sends
+    // x-vercel-id as "<region>::<request id>"; other bracketed text is the function's own.
     std::string requestId;
     if (line.size() > 2 && line.front() == '[') {
       auto close = line.find("] ");
-      if (close != std::string_view::npos && close < 200) {
-        requestId = std::string(line.substr(1, close - 1));
+      auto colons = line.substr(0, close).find("::");
+      if (close != std::string_view::npos && close < 200 && colons != std::string_view::npos) {
+        requestId = std::string(line.substr(colons + 2, close - colons - 2));
         line.remove_prefix(close + 2);
-        // x-vercel-id is "<region>::<id>": the request id is the last part.
-        if (auto colons = requestId.rfind("::"); colons != std::string::npos) {
-          requestId.erase(0, colons + 2);
-        }
       }
     }
     json::object o;
@@ -1173,6 +1196,7 @@ class WorkerImpl final : public Worker {
     if (!inst) {
       error = "the runtime process could not be started (the server log has details)";
     } else {
+      inst->logFn = fn;
       auto dir = materialize(fn.get());
       if (!dir) {
         error = dir.error().message;
@@ -1207,7 +1231,7 @@ class WorkerImpl final : public Worker {
     if (!error.empty()) {
       spdlog::warn("worker: cold start of {} failed: {}", fn->id, error);
       if (inst) {
-        inst->fn = fn;  // so its last output lands in the function log
+        inst->logFn = fn;
         instanceEvent(fn.get(), inst.get(), "init-failed", error);
         killInstance(inst, "initialization failed");
       }

@@ -54,6 +54,8 @@ struct FunctionDef {
   };
   std::vector<File> files;
   std::string dir;          // e.g. "functions/api/hello.func"
+  // The deployment's own host (x-vercel-deployment-url; VERCEL_URL), port included.
+  std::string deploymentHost;
   // Environment: project variables, then the platform's (spec 3.11), as the launcher's
   // `env`. VERCEL_REGION and VERCEL_DEPLOYMENT_ID are set by the launcher.
   Headers env;
@@ -109,7 +111,6 @@ struct Invocation {
   std::vector<std::string> responseHeaderDeletes;
   int status = 0;
   std::string publicHost;       // the Host the client used (host and port)
-  std::string deploymentHost;   // the deployment's own host (x-vercel-deployment-url)
 };
 
 // A middleware's answer, read whole.
