@@ -231,7 +231,7 @@ struct Call {
   bool responseBytes = false;  // any response byte arrived on the current connection
   bool reusable = false;       // the connection may serve another request
   bool clientFailed = false;   // the client connection broke; answer nothing
-  std::unique_ptr<char[]> buf = std::make_unique<char[]>(kBufferBytes);
+  std::unique_ptr<char[]> buf = std::make_unique_for_overwrite<char[]>(kBufferBytes);
   // The error to answer.
   int status = 0;
   std::string_view code;

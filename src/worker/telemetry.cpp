@@ -36,6 +36,25 @@ void Histogram::render(std::string* out, std::string_view name, std::string_view
   *out += fmt::format("{}_count{{{}}} {}\n", name, labels, count_);
 }
 
+std::string jsonString(std::string_view v) {
+  std::string out;
+  out.reserve(v.size() + 2);
+  out += '"';
+  for (char c : v) {
+    auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (u < 0x20) {
+      out += fmt::format("\\u{:04x}", u);
+    } else {
+      out += c;
+    }
+  }
+  out += '"';
+  return out;
+}
+
 std::string promLabel(std::string_view v) {
   std::string out;
   for (char c : v) {

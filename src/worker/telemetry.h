@@ -30,6 +30,10 @@ class Histogram {
   double sum_ = 0;
 };
 
+// A JSON string literal (quotes included) for `v`; control characters escaped, other
+// bytes as they are.
+std::string jsonString(std::string_view v);
+
 // Escapes a Prometheus label value.
 std::string promLabel(std::string_view v);
 

@@ -155,6 +155,8 @@ struct Instance {
   double initMs = 0;
   bool coldUnclaimed = false;  // the first request served gets reported as the cold start
   bool killed = false;         // we stopped it; its exit is not a crash
+  double peakMb = 0;           // VmHWM, refreshed at most once a second
+  SteadyClock::time_point peakReadAt;
   uint64_t invocations = 0;
   std::string exitReason;
   // Idle keep-alive connections, each owned by the io_context that made it.
@@ -204,6 +206,8 @@ class ResponseSink {
                                       std::optional<uint64_t> length) = 0;
   virtual asio::awaitable<bool> write(std::string_view data) = 0;
   virtual asio::awaitable<bool> end() = 0;
+  // A complete small response in one go (one write to the client).
+  virtual asio::awaitable<bool> whole(int status, const Headers* headers, std::string_view body) = 0;
 };
 
 class ClientSink final : public ResponseSink {
@@ -219,6 +223,12 @@ class ClientSink final : public ResponseSink {
     co_return co_await ex_->writeBody(data);
   }
   asio::awaitable<bool> end() override { co_return co_await ex_->endBody(); }
+  asio::awaitable<bool> whole(int status, const Headers* headers, std::string_view body) override {
+    ex_->beginResponse(status);
+    for (const auto& [k, v] : *headers) ex_->addHeader(k, v);
+    co_await ex_->send(body);
+    co_return true;
+  }
 
  private:
   http::Exchange* ex_;
@@ -242,6 +252,16 @@ class BufferSink final : public ResponseSink {
     co_return true;
   }
   asio::awaitable<bool> end() override { co_return true; }
+  asio::awaitable<bool> whole(int status, const Headers* headers, std::string_view body) override {
+    out_->status = status;
+    out_->headers = *headers;
+    if (body.size() > limit_) {
+      tooLarge = true;
+      co_return false;
+    }
+    out_->body.assign(body);
+    co_return true;
+  }
   bool tooLarge = false;
 
  private:
@@ -270,6 +290,10 @@ struct Call {
 };
 
 // ---- the worker
+//
+// Locking: one mutex (mu_) guards functions, instances, waiters and pools. It is taken
+// only in plain member functions, never held across a co_await, and never held while
+// starting a coroutine (see later()).
 
 class WorkerImpl final : public Worker {
  public:
@@ -444,46 +468,11 @@ class WorkerImpl final : public Worker {
     bool cold = false;
     double initMs = 0;
     double peakMb = 0;
-    {
-      std::unique_lock lock(mu_);
-      inst = freeInstance(fn);
-      if (inst) {
-        ++inst->inflight;
-        if (inst->coldUnclaimed) {
-          inst->coldUnclaimed = false;
-          cold = true;
-          initMs = inst->initMs;
-        }
-      } else {
-        w = std::make_shared<Waiter>(executor);
-        fn->waiters.push_back(w);
-        scaleUp(call->fn);
-      }
-    }
+    inst = takeSlotOrQueue(call->fn, executor, &w, &cold, &initMs);
     if (w) {
       w->timer.expires_after(options_.queueTimeout);
       co_await w->timer.async_wait(kTuple);
-      std::unique_lock lock(mu_);
-      if (w->granted) {
-        inst = w->granted;
-        cold = w->cold;
-        initMs = w->initMs;
-      } else if (w->finished) {
-        call->status = w->failStatus;
-        call->errorCode = w->failCode;
-        call->errorMessage = w->failMessage;
-      } else {
-        std::erase(fn->waiters, w);
-        ++fn->throttled;
-        call->status = 503;
-        call->errorCode = "FUNCTION_THROTTLED";
-        call->errorMessage = fmt::format(
-            "no instance of function '{}' became free within {} ms ({} running, {} starting, "
-            "at most {}); retry later, or raise --queue-timeout (cold starts count against "
-            "it) or --max-instances",
-            fn->def->key, options_.queueTimeout.count(), fn->instances.size(), fn->starting,
-            options_.maxInstances);
-      }
+      inst = collectWaiter(fn, w, call, &cold, &initMs);
     }
     double queueMs = msSince(started);
     if (inst) {
@@ -491,10 +480,85 @@ class WorkerImpl final : public Worker {
       call->deadline = SteadyClock::now() + std::chrono::seconds(fn->maxDurationS);
       co_await forward(call, codes);
       if (call->errorCode == "NO_RESPONSE_FROM_FUNCTION") co_await explainNoResponse(call);
-      peakMb = peakMemoryMb(inst->pid);  // before a recycle ends the process
+      peakMb = instancePeakMb(inst.get());  // before a recycle ends the process
       release(call);
     }
     record(call, cold, initMs, queueMs, msSince(started), peakMb);
+  }
+
+  // A free slot of a ready instance (taken), or null with `*w` queued (and cold starts
+  // begun for it).
+  InstancePtr takeSlotOrQueue(const FunctionPtr& fn, const asio::any_io_executor& executor,
+                              WaiterPtr* w, bool* cold, double* initMs) {
+    std::lock_guard lock(mu_);
+    InstancePtr inst = freeInstance(fn.get());
+    if (inst) {
+      ++inst->inflight;
+      if (inst->coldUnclaimed) {
+        inst->coldUnclaimed = false;
+        *cold = true;
+        *initMs = inst->initMs;
+      }
+      return inst;
+    }
+    *w = std::make_shared<Waiter>(executor);
+    fn->waiters.push_back(*w);
+    scaleUp(fn);
+    return nullptr;
+  }
+
+  // After a waiter's wait: its granted instance, or null with the failure in `call`
+  // (the start failed, or the deadline passed: 503).
+  InstancePtr collectWaiter(FunctionState* fn, const WaiterPtr& w, Call* call, bool* cold,
+                            double* initMs) {
+    std::lock_guard lock(mu_);
+    if (w->granted) {
+      *cold = w->cold;
+      *initMs = w->initMs;
+      return w->granted;
+    }
+    if (w->finished) {
+      call->status = w->failStatus;
+      call->errorCode = w->failCode;
+      call->errorMessage = w->failMessage;
+      return nullptr;
+    }
+    std::erase(fn->waiters, w);
+    ++fn->throttled;
+    call->status = 503;
+    call->errorCode = "FUNCTION_THROTTLED";
+    call->errorMessage = fmt::format(
+        "no instance of function '{}' became free within {} ms ({} running, {} starting, at "
+        "most {}); retry later, or raise --queue-timeout (cold starts count against it) or "
+        "--max-instances",
+        fn->def->key, options_.queueTimeout.count(), fn->instances.size(), fn->starting,
+        options_.maxInstances);
+    return nullptr;
+  }
+
+  std::unique_ptr<local::socket> takeIdleConnection(Instance* inst, asio::execution_context* ctx) {
+    std::lock_guard lock(mu_);
+    for (auto it = inst->idle.begin(); it != inst->idle.end(); ++it) {
+      if (it->first == ctx) {
+        auto sock = std::move(it->second);
+        inst->idle.erase(it);
+        return sock;
+      }
+    }
+    return nullptr;
+  }
+
+  void keepIdleConnection(Instance* inst, asio::execution_context* ctx,
+                          std::unique_ptr<local::socket> sock) {
+    std::lock_guard lock(mu_);
+    if (inst->state == Instance::State::Ready || inst->state == Instance::State::Draining) {
+      inst->idle.emplace_back(ctx, std::move(sock));
+    }
+  }
+
+  std::string exitReasonOf(Instance* inst) {
+    std::lock_guard lock(mu_);
+    return inst->exitReason;  // set once the worker thread reaped it
   }
 
   // Sends the request to the instance and relays its response to the sink.
@@ -502,17 +566,7 @@ class WorkerImpl final : public Worker {
     auto executor = co_await asio::this_coro::executor;
     auto* ctx = &asio::query(executor, asio::execution::context);
     Instance* inst = call->inst.get();
-    std::unique_ptr<local::socket> sock;
-    {
-      std::lock_guard lock(mu_);
-      for (auto it = inst->idle.begin(); it != inst->idle.end(); ++it) {
-        if (it->first == ctx) {
-          sock = std::move(it->second);
-          inst->idle.erase(it);
-          break;
-        }
-      }
-    }
+    std::unique_ptr<local::socket> sock = takeIdleConnection(inst, ctx);
     if (!sock) {
       sock = std::make_unique<local::socket>(executor);
       local::endpoint ep(inst->socketPath);
@@ -545,12 +599,21 @@ class WorkerImpl final : public Worker {
           call->fn->def->key, call->fn->maxDurationS);
       co_return;
     }
-    if (reusable) {
+    if (reusable) keepIdleConnection(inst, ctx, std::move(sock));
+  }
+
+  // The instance's peak resident memory; /proc is read at most once a second per instance.
+  double instancePeakMb(Instance* inst) {
+    auto now = SteadyClock::now();
+    {
       std::lock_guard lock(mu_);
-      if (inst->state == Instance::State::Ready || inst->state == Instance::State::Draining) {
-        inst->idle.emplace_back(ctx, std::move(sock));
-      }
+      if (now - inst->peakReadAt < std::chrono::seconds(1)) return inst->peakMb;
     }
+    double peak = peakMemoryMb(inst->pid);
+    std::lock_guard lock(mu_);
+    inst->peakReadAt = now;
+    if (peak > 0) inst->peakMb = peak;
+    return inst->peakMb;
   }
 
   void noResponse(Call* call, Codes codes, std::string why) {
@@ -569,10 +632,7 @@ class WorkerImpl final : public Worker {
     auto executor = co_await asio::this_coro::executor;
     std::string how;
     for (int i = 0; i < 40 && how.empty(); ++i) {
-      {
-        std::lock_guard lock(mu_);
-        how = call->inst->exitReason;  // set once the worker thread reaped it
-      }
+      how = exitReasonOf(call->inst.get());
       if (how.empty()) how = peekExit(call->inst->pid);
       if (!how.empty()) break;
       asio::steady_timer t(executor);
@@ -656,7 +716,7 @@ class WorkerImpl final : public Worker {
       noResponse(call, codes, fmt::format("sending the request failed: {}", hec.message()));
       co_return false;
     }
-    auto buf = std::make_unique<char[]>(kBufferBytes);
+    auto buf = std::make_unique_for_overwrite<char[]>(kBufferBytes);
     bool bodySent = !hasBody;
     while (!bodySent) {
       auto got = co_await ex->readBodySome(buf.get(), kBufferBytes, options_.maxRequestBodyBytes);
@@ -694,7 +754,8 @@ class WorkerImpl final : public Worker {
     bhttp::response_parser<bhttp::buffer_body> parser;
     parser.header_limit(64 * 1024);
     parser.body_limit(boost::none);
-    if (ex->method() == "HEAD") parser.skip(true);
+    bool isHead = ex->method() == "HEAD";
+    if (isHead) parser.skip(true);
     auto [rec, rn] = co_await bhttp::async_read_header(*sock, inbuf, parser, kTuple);
     if (rec) {
       if (rec == asio::error::operation_aborted || rec == asio::error::bad_descriptor) {
@@ -706,6 +767,10 @@ class WorkerImpl final : public Worker {
       co_return false;
     }
     auto& res = parser.get();
+    if (res.find("x-nimbus-specialize-failed") != res.end()) {
+      co_await initFailure(call, codes, sock, &inbuf, &parser, buf.get());
+      co_return false;
+    }
     http::hdr::HeaderViews origin;
     for (const auto& f : res) origin.emplace_back(f.name_string(), f.value());
     Headers headers = http::hdr::composeResponseHeaders(
@@ -719,6 +784,30 @@ class WorkerImpl final : public Worker {
     if (auto cl = parser.content_length(); cl && !parser.chunked()) length = *cl;
     call->status = status;
     call->responseStarted = true;
+    if (length && *length <= kBufferBytes && !isHead) {
+      // A small response is read whole and sent in one write.
+      size_t have = 0;
+      while (!parser.is_done()) {
+        parser.get().body().data = buf.get() + have;
+        parser.get().body().size = kBufferBytes - have;
+        auto [ec, n] = co_await bhttp::async_read_some(*sock, inbuf, parser, kTuple);
+        if (ec == bhttp::error::need_buffer) ec = {};
+        have = kBufferBytes - parser.get().body().size;
+        if (ec) {
+          call->responseStarted = false;
+          if (ec != asio::error::operation_aborted && ec != asio::error::bad_descriptor) {
+            noResponse(call, codes, fmt::format("the response broke off: {}", ec.message()));
+          }
+          co_return false;
+        }
+      }
+      call->bytesOut = have;
+      if (!co_await call->sink->whole(status, &headers, std::string_view(buf.get(), have))) {
+        call->clientGone = true;
+        co_return false;
+      }
+      co_return bodySent && parser.keep_alive() && inbuf.size() == 0;
+    }
     if (!co_await call->sink->begin(status, &headers, length)) {
       call->clientGone = true;
       co_return false;
@@ -750,6 +839,35 @@ class WorkerImpl final : public Worker {
     co_return bodySent && parser.keep_alive() && inbuf.size() == 0;
   }
 
+  // The launcher answered for a handler that failed to load: the platform's 500 with the
+  // launcher's error (its JSON body, read up to 64 KiB).
+  asio::awaitable<void> initFailure(Call* call, Codes codes, local::socket* sock,
+                                    beast::flat_buffer* inbuf,
+                                    bhttp::response_parser<bhttp::buffer_body>* parser,
+                                    char* buf) {
+    std::string body;
+    while (!parser->is_done() && body.size() < 64 * 1024) {
+      parser->get().body().data = buf;
+      parser->get().body().size = kBufferBytes;
+      auto [ec, n] = co_await bhttp::async_read_some(*sock, *inbuf, *parser, kTuple);
+      if (ec == bhttp::error::need_buffer) ec = {};
+      body.append(buf, kBufferBytes - parser->get().body().size);
+      if (ec) break;
+    }
+    std::string why = body;
+    error_code jec;
+    auto v = json::parse(body, jec);
+    if (!jec && v.is_object()) {
+      if (auto* e = v.as_object().if_contains("error"); e && e->is_string()) {
+        why = std::string(e->as_string());
+      }
+    }
+    call->status = 500;
+    call->errorCode = std::string(codes.failed);
+    call->errorMessage = fmt::format("function '{}' failed to initialize: {}", call->fn->def->key,
+                                     why.substr(0, 4000));
+  }
+
   void release(Call* call) {
     Instance* inst = call->inst.get();
     bool kill = false;
@@ -763,6 +881,7 @@ class WorkerImpl final : public Worker {
         kill = !call->processExited;  // a crashed process is reaped as a crash
         retire(call->fn.get(), inst);
       }
+
       dispatch(call->fn.get());
       if (call->recycle) scaleUp(call->fn);
     }
@@ -782,32 +901,27 @@ class WorkerImpl final : public Worker {
       fn->duration.observe(totalMs / 1000.0);
       fn->queueWait.observe(queueMs / 1000.0);
     }
-    json::object o;
-    o["ts"] = wallMs();
-    o["type"] = "invocation";
-    o["requestId"] = call->ex->requestId();
-    o["deployment"] = fn->def->deploymentId;
-    o["function"] = fn->def->key;
-    if (fn->middleware) o["middleware"] = true;
-    o["instance"] = call->inst ? call->inst->id : "";
-    o["cold"] = cold;
-    o["initMs"] = std::round(initMs * 10) / 10;
-    o["queueMs"] = std::round(queueMs * 10) / 10;
-    o["durationMs"] = std::round(totalMs * 10) / 10;
-    o["status"] = status;
-    o["peakMemoryMb"] = std::round(peak * 10) / 10;
-    o["memoryMb"] = fn->memoryMb;
-    if (call->clientGone) o["clientClosed"] = true;
-    o["method"] = call->ex->method();
-    o["path"] = call->inv->path;
+    // Built by hand: this runs on every request.
+    std::string line = fmt::format(
+        "{{\"ts\":{},\"type\":\"invocation\",\"requestId\":{},\"deployment\":{},"
+        "\"function\":{},{}\"instance\":{},\"cold\":{},\"initMs\":{:.1f},\"queueMs\":{:.1f},"
+        "\"durationMs\":{:.1f},\"status\":{},\"peakMemoryMb\":{:.1f},\"memoryMb\":{},{}"
+        "\"method\":{},\"path\":{}",
+        wallMs(), jsonString(call->ex->requestId()), jsonString(fn->def->deploymentId),
+        jsonString(fn->def->key), fn->middleware ? "\"middleware\":true," : "",
+        jsonString(call->inst ? std::string_view(call->inst->id) : std::string_view()), cold,
+        initMs, queueMs, totalMs, status, peak, fn->memoryMb,
+        call->clientGone ? "\"clientClosed\":true," : "", jsonString(call->ex->method()),
+        jsonString(call->inv->path));
     if (!call->errorCode.empty()) {
-      o["error"] = call->errorCode;
-      o["message"] = call->errorMessage;
+      line += fmt::format(",\"error\":{},\"message\":{}", jsonString(call->errorCode),
+                          jsonString(call->errorMessage));
     }
-    log_.append(fn->def->deploymentId, json::serialize(o));
+    line += '}';
+    log_.append(fn->def->deploymentId, std::move(line));
   }
 
-  // ---- scheduling (all under mu_)
+  // ---- scheduling  // ---- scheduling (all under mu_)
 
   FunctionPtr functionFor(const std::shared_ptr<const FunctionDef>& def, bool middleware) {
     std::string id = def->deploymentId + "/" + def->key + (middleware ? " middleware" : "");
@@ -878,8 +992,18 @@ class WorkerImpl final : public Worker {
     while (need > 0 && static_cast<int>(fn->instances.size()) + fn->starting < options_.maxInstances) {
       ++fn->starting;
       need -= fn->capacity;
-      asio::co_spawn(bg_, startInstance(fn), asio::detached);
+      later([this, fn] { return startInstance(fn); });
     }
+  }
+
+  // Starts a worker-thread coroutine from a later turn of the worker's loop. co_spawn on
+  // the worker thread would run it inline up to its first suspension, which must not
+  // happen while the caller holds mu_.
+  template <class MakeCoroutine>
+  void later(MakeCoroutine make) {
+    asio::post(bg_, [this, make = std::move(make)]() mutable {
+      asio::co_spawn(bg_, make(), asio::detached);
+    });
   }
 
   // Removes a specialized instance from its function (it takes no more requests).
@@ -939,18 +1063,22 @@ class WorkerImpl final : public Worker {
       if (toStart > 0) p.starting += toStart;
     }
     for (int i = 0; i < toStart; ++i) {
-      asio::co_spawn(bg_, startStemCell(key, r, heap), asio::detached);
+      later([this, key, r, heap] { return startStemCell(key, r, heap); });
     }
   }
 
   asio::awaitable<void> startStemCell(std::string key, Runtime r, int heapMb) {
     auto inst = co_await spawnInstance(r, heapMb);
+    addStemCell(key, inst);
+  }
+
+  void addStemCell(const std::string& key, const InstancePtr& inst) {
     std::lock_guard lock(mu_);
     auto& p = pools_[key];
     --p.starting;
-    if (!inst) co_return;
+    if (!inst) return;
     ++p.spawned;
-    if (inst->state == Instance::State::Dead) co_return;
+    if (inst->state == Instance::State::Dead) return;
     inst->state = Instance::State::Stem;
     inst->poolKey = key;
     p.ready.push_back(inst);
@@ -1000,10 +1128,7 @@ class WorkerImpl final : public Worker {
     if (child->pidfd >= 0) {
       inst->exitWatch = std::make_unique<asio::posix::stream_descriptor>(bg_, child->pidfd);
     }
-    {
-      std::lock_guard lock(mu_);
-      all_[inst->id] = inst;
-    }
+    registerInstance(inst);
     asio::co_spawn(bg_, watchExit(inst), asio::detached);
 
     // The first stdout line is "ready <pid>".
@@ -1035,6 +1160,11 @@ class WorkerImpl final : public Worker {
     asio::co_spawn(bg_, readLines(inst, inst->out.get(), "stdout", std::move(rest)), asio::detached);
     asio::co_spawn(bg_, readLines(inst, inst->err.get(), "stderr", std::string()), asio::detached);
     co_return inst;
+  }
+
+  void registerInstance(const InstancePtr& inst) {
+    std::lock_guard lock(mu_);
+    all_[inst->id] = inst;
   }
 
   asio::awaitable<void> watchExit(InstancePtr inst) {
@@ -1106,7 +1236,7 @@ class WorkerImpl final : public Worker {
   // "[<id>] " prefix.
   asio::awaitable<void> readLines(InstancePtr inst, asio::posix::stream_descriptor* d,
                                   std::string_view stream, std::string pending) {
-    auto buf = std::make_unique<char[]>(kBufferBytes);
+    auto buf = std::make_unique_for_overwrite<char[]>(kBufferBytes);
     for (;;) {
       size_t start = 0;
       for (;;) {
@@ -1182,56 +1312,31 @@ class WorkerImpl final : public Worker {
       if (!poolExists && options_.stemCells > 0) {
         // A memory size not seen before: keep a pool for it from now on.
         wantPool(def.runtime, heap);
-        std::lock_guard lock(mu_);
-        ++pools_[poolKeyOf(def.runtime, heap)].misses;
+        countMiss(poolKeyOf(def.runtime, heap));
       }
       inst = co_await spawnInstance(def.runtime, heap);
-      if (inst) {
-        std::lock_guard lock(mu_);
-        inst->state = Instance::State::Specializing;
-      }
+      if (inst) setState(inst.get(), Instance::State::Specializing);
     }
     std::string error;
-    double initMs = 0;
+    std::string dir;
     if (!inst) {
       error = "the runtime process could not be started (the server log has details)";
     } else {
       inst->logFn = fn;
-      auto dir = materialize(fn.get());
-      if (!dir) {
-        error = dir.error().message;
-      } else {
-        auto r = co_await specialize(inst, fn.get(), *dir);
-        if (!r) error = r.error().message; else initMs = *r;
-      }
+      auto d = materialize(fn.get());
+      if (d) dir = std::move(*d); else error = d.error().message;
     }
-    {
-      std::lock_guard lock(mu_);
-      --fn->starting;
-      if (error.empty() && inst->state == Instance::State::Specializing && !stopped_) {
-        inst->fn = fn;
-        inst->state = Instance::State::Ready;
-        inst->capacity = fn->capacity;
-        inst->initMs = initMs;
-        inst->coldUnclaimed = true;
-        inst->idleSince = SteadyClock::now();
-        fn->instances.push_back(inst);
-        ++fn->coldStarts;
-        fn->init.observe(msSince(t0) / 1000.0);
-        dispatch(fn.get());
-      } else {
-        if (error.empty()) error = "the instance ended while it was specialized";
-        ++fn->initFailures;
-        if (fn->starting == 0) {
-          failWaiters(fn.get(), 500, codesFor(def.runtime, fn->middleware).failed,
-                      fmt::format("function '{}' failed to initialize: {}", def.key, error));
-        }
-      }
+    bool opened = openInstance(fn, inst, &error);
+    double initMs = 0;
+    if (opened) {
+      auto r = co_await specialize(inst, fn.get(), dir);
+      if (r) initMs = *r;
+      finishSpecialize(fn, inst, r ? std::string() : r.error().message, initMs, t0, &error);
     }
+    if (!error.empty()) noteInitFailure(fn, error);
     if (!error.empty()) {
       spdlog::warn("worker: cold start of {} failed: {}", fn->id, error);
       if (inst) {
-        inst->logFn = fn;
         instanceEvent(fn.get(), inst.get(), "init-failed", error);
         killInstance(inst, "initialization failed");
       }
@@ -1239,6 +1344,61 @@ class WorkerImpl final : public Worker {
       instanceEvent(fn.get(), inst.get(), "started",
                     fmt::format("instance {} ready in {:.1f} ms (init {:.1f} ms)", inst->id,
                                 msSince(t0), initMs));
+    }
+  }
+
+  void countMiss(const std::string& key) {
+    std::lock_guard lock(mu_);
+    ++pools_[key].misses;
+  }
+
+  void setState(Instance* inst, Instance::State state) {
+    std::lock_guard lock(mu_);
+    inst->state = state;
+  }
+
+  // Joins a specializing instance to its function (its slots count for scaleUp from now
+  // on). False with `*error` set when it cannot.
+  bool openInstance(const FunctionPtr& fn, const InstancePtr& inst, std::string* error) {
+    std::lock_guard lock(mu_);
+    --fn->starting;
+    if (!error->empty()) return false;
+    if (inst->state != Instance::State::Specializing || stopped_) {
+      *error = "the instance ended before it was specialized";
+      return false;
+    }
+    inst->fn = fn;
+    inst->capacity = fn->capacity;
+    fn->instances.push_back(inst);
+    return true;
+  }
+
+  // After the specialize call: ready (waiters get its slots) or retired with `*error`.
+  void finishSpecialize(const FunctionPtr& fn, const InstancePtr& inst, const std::string& failure,
+                        double initMs, SteadyClock::time_point t0, std::string* error) {
+    std::lock_guard lock(mu_);
+    if (failure.empty() && inst->state == Instance::State::Specializing) {
+      inst->initMs = initMs;
+      inst->state = Instance::State::Ready;
+      inst->coldUnclaimed = true;
+      inst->idleSince = SteadyClock::now();
+      ++fn->coldStarts;
+      fn->init.observe(msSince(t0) / 1000.0);
+      dispatch(fn.get());
+      return;
+    }
+    *error = failure.empty() ? std::string("the instance ended while it was specialized") : failure;
+    retire(fn.get(), inst.get());
+  }
+
+  // Waiting requests fail with the error when no other start is under way (another
+  // attempt would likely fail the same way; the next request tries again).
+  void noteInitFailure(const FunctionPtr& fn, const std::string& error) {
+    std::lock_guard lock(mu_);
+    ++fn->initFailures;
+    if (fn->starting == 0) {
+      failWaiters(fn.get(), 500, codesFor(fn->def->runtime, fn->middleware).failed,
+                  fmt::format("function '{}' failed to initialize: {}", fn->def->key, error));
     }
   }
 
@@ -1418,20 +1578,22 @@ class WorkerImpl final : public Worker {
   // An idle instance leaves once its waitUntil work is done (or over its cap).
   asio::awaitable<void> drain(InstancePtr inst) {
     int pending = co_await pendingWaitUntil(inst);
-    auto now = SteadyClock::now();
-    FunctionPtr fn = inst->fn;
-    {
-      std::lock_guard lock(mu_);
-      if (inst->state != Instance::State::Draining) co_return;
-      if (inst->inflight > 0 ||
-          (pending > 0 && now - inst->lastResponse < options_.waitUntilTimeout)) {
-        inst->state = Instance::State::Ready;
-        dispatch(fn.get());
-        co_return;
-      }
-      retire(fn.get(), inst.get());
+    if (finishDrain(inst, pending)) killInstance(inst, "idle past the keep-alive time");
+  }
+
+  // True when the draining instance is to stop; otherwise it is back in service.
+  bool finishDrain(const InstancePtr& inst, int pendingWaitUntil) {
+    std::lock_guard lock(mu_);
+    FunctionState* fn = inst->fn.get();
+    if (inst->state != Instance::State::Draining) return false;
+    if (inst->inflight > 0 || (pendingWaitUntil > 0 && SteadyClock::now() - inst->lastResponse <
+                                                           options_.waitUntilTimeout)) {
+      inst->state = Instance::State::Ready;
+      dispatch(fn);
+      return false;
     }
-    killInstance(inst, "idle past the keep-alive time");
+    retire(fn, inst.get());
+    return true;
   }
 
   asio::awaitable<int> pendingWaitUntil(InstancePtr inst) {

@@ -155,3 +155,14 @@ TEST(FunctionConfig, RuntimesAndLimits) {
 
 }  // namespace
 }  // namespace nimbus::worker
+
+namespace nimbus::worker {
+namespace {
+
+TEST(Telemetry, JsonStringEscapes) {
+  EXPECT_EQ(jsonString("a\"b\\c\n\x01"), "\"a\\\"b\\\\c\\u000a\\u0001\"");
+  EXPECT_EQ(jsonString(""), "\"\"");
+}
+
+}  // namespace
+}  // namespace nimbus::worker
