@@ -5,295 +5,50 @@
 //
 // Listens on a Unix socket, warms its own HTTP path, prints `ready <pid>`,
 // then waits to be specialized with one function and serves its requests.
+// The process (server, control endpoints, warm-up, errors) is lib/server.mjs,
+// shared with the edge launcher; this file adds what is Node-specific: how a
+// function is loaded (lib/specialize.mjs) and the Vercel helpers.
 
-import fs from 'node:fs';
-import http from 'node:http';
-import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import { holdBody } from './lib/body.mjs';
-import {
-  activeInvocations,
-  createInvocationStore,
-  installLogPrefix,
-  installRequestContext,
-  logError,
-  pendingWaitUntilCount,
-  requestStorage,
-} from './lib/context.mjs';
 import { ApiError, addHelpers } from './lib/helpers.mjs';
+import { LISTENER_WARMUP, WARM_DIR, WEB_WARMUP, runLauncher } from './lib/server.mjs';
 import { loadFunction } from './lib/specialize.mjs';
-import { buildRequest, requestUrl, sendResponse } from './lib/web.mjs';
 
-const CONTROL_PREFIX = '/__nimbus/';
-const SPECIALIZE_PATH = '/__nimbus/specialize';
-const HEALTH_PATH = '/__nimbus/health';
-const WARMUP_PATH = '/__nimbus/warmup';
-const MAX_SPECIALIZE_BODY = 16 * 1024 * 1024;
-
-// idle -> specializing -> ready | failed
-let state = 'idle';
-let instance; // { shape, helpers, dispatch } once ready
-let failure; // the JSON body of a failed specialization
-let whenSpecialized; // settles when state leaves 'specializing'
-let functionName = '';
-
-function sendJson(res, status, value) {
-  const body = JSON.stringify(value);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-  res.end(body);
-}
-
-function controlPath(url) {
-  const q = url.indexOf('?');
-  return q === -1 ? url : url.slice(0, q);
-}
-
-// ---- invocations -----------------------------------------------------------
-
-function sendInvocationFailed(res, store) {
-  const body = `A server error has occurred\n\nFUNCTION_INVOCATION_FAILED\n\n${store.id ?? ''}\n`;
-  res.writeHead(500, {
-    'content-type': 'text/plain; charset=utf-8',
-    'content-length': Buffer.byteLength(body),
-    'x-vercel-error': 'FUNCTION_INVOCATION_FAILED',
-  });
-  res.end(body);
-}
-
-// An error escaped the handler (thrown, rejected, or uncaught in its async
-// context). Answer 500 if nothing was sent yet, else cut the response short.
-function failInvocation(store, err) {
-  const { res } = store;
-  if (err instanceof ApiError) {
-    if (!res.headersSent) {
-      res.writeHead(err.statusCode, { 'content-type': 'text/plain; charset=utf-8' });
-      res.end(err.message);
-    }
-    return;
-  }
-  if (res.destroyed && err?.name === 'AbortError') return; // the client left
-  logError(store, `FUNCTION_INVOCATION_FAILED in ${functionName || 'function'}`, err);
-  if (!res.headersSent) sendInvocationFailed(res, store);
-  else if (!res.writableEnded) res.destroy(err instanceof Error ? err : new Error(String(err)));
-}
-
-async function runInvocation(req, res, store) {
-  try {
-    let held;
-    if (state === 'specializing') {
-      held = holdBody(req);
-      await whenSpecialized;
-    }
-    if (state !== 'ready') {
-      held?.release();
-      if (state === 'failed') sendJson(res, 500, failure);
-      else sendJson(res, 503, { ok: false, error: `not specialized: POST ${SPECIALIZE_PATH} first` });
-      return;
-    }
+async function dispatch(instance, req, res, store, held) {
+  if (instance.helpers) {
     let body;
-    if (instance.helpers) {
-      if (req.headers['content-type'] !== undefined) {
-        held ??= holdBody(req);
-        body = await held.whole();
-      }
-      addHelpers(req, res, body);
+    if (req.headers['content-type'] !== undefined) {
+      held ??= holdBody(req);
+      body = await held.whole();
     }
-    held?.release();
-    await instance.dispatch(req, res, store);
-  } catch (err) {
-    failInvocation(store, err);
+    addHelpers(req, res, body);
   }
+  held?.release();
+  await instance.dispatch(req, res, store);
 }
 
-function invoke(req, res) {
-  const store = createInvocationStore(req, res, requestUrl);
-  activeInvocations.add(store);
-  res.once('close', () => activeInvocations.delete(store));
-  requestStorage.run(store, runInvocation, req, res, store);
-}
-
-// ---- control endpoints -----------------------------------------------------
-
-async function readJson(req) {
-  const chunks = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += chunk.length;
-    if (size > MAX_SPECIALIZE_BODY) throw new Error(`body larger than ${MAX_SPECIALIZE_BODY} bytes`);
-    chunks.push(chunk);
+// req.body's "Invalid JSON" is the client's error: 400 with the message.
+function answerApiError(err, res) {
+  if (!(err instanceof ApiError)) return false;
+  if (!res.headersSent) {
+    res.writeHead(err.statusCode, { 'content-type': 'text/plain; charset=utf-8' });
+    res.end(err.message);
   }
-  return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  return true;
 }
 
-function validateSpecialize(body) {
-  if (body === null || typeof body !== 'object') return 'body must be a JSON object';
-  if (typeof body.dir !== 'string' || body.dir === '') return '"dir" must be a non-empty string';
-  if (body.config === null || typeof body.config !== 'object') return '"config" must be the .vc-config.json object';
-  if (body.env !== undefined && (body.env === null || typeof body.env !== 'object')) return '"env" must be an object';
-  return undefined;
-}
-
-let specializeClaimed = false;
-
-async function specialize(req, res) {
-  if (req.method !== 'POST') {
-    res.writeHead(405, { allow: 'POST' });
-    res.end();
-    return;
-  }
-  if (specializeClaimed) {
-    sendJson(res, 409, { ok: false, error: `already specialized (state: ${state})` });
-    return;
-  }
-  specializeClaimed = true;
-  let request;
-  try {
-    request = await readJson(req);
-  } catch (err) {
-    specializeClaimed = false;
-    sendJson(res, 400, { ok: false, error: `invalid specialize body: ${err.message}` });
-    return;
-  }
-  const invalid = validateSpecialize(request);
-  if (invalid !== undefined) {
-    specializeClaimed = false;
-    sendJson(res, 400, { ok: false, error: `invalid specialize body: ${invalid}` });
-    return;
-  }
-  functionName = typeof request.functionName === 'string' ? request.functionName : '';
-  state = 'specializing';
-  let settle;
-  whenSpecialized = new Promise((resolve) => {
-    settle = resolve;
-  });
-  const started = performance.now();
-  try {
-    instance = await loadFunction(request);
-    state = 'ready';
-    const initMs = Math.round((performance.now() - started) * 10) / 10;
-    sendJson(res, 200, { ok: true, initMs, shape: instance.shape });
-  } catch (err) {
-    state = 'failed';
-    const message = err instanceof Error ? (err.stack ?? err.message) : String(err);
-    failure = { ok: false, error: message };
-    process.stderr.write(`specialize failed for ${functionName || request.dir}: ${message}\n`);
-    sendJson(res, 500, failure);
-  } finally {
-    settle();
-  }
-}
-
-function health(res) {
-  sendJson(res, 200, { inflight: activeInvocations.size, pendingWaitUntil: pendingWaitUntilCount() });
-}
-
-// The stem cell's self-request: runs the Web bridge (Request from the
-// incoming message, streamed body both ways) and the request context, so the
-// first real invocation does not pay for loading and compiling them.
-async function warmup(req, res) {
-  const store = createInvocationStore(req, res, requestUrl);
-  await requestStorage.run(store, async () => {
-    const request = buildRequest(req, new AbortController().signal);
-    const payload = await request.json();
-    const response = Response.json({ ok: true, echo: payload, url: request.url });
-    await sendResponse(req, res, response);
-  });
-}
-
-function onRequest(req, res) {
-  const url = req.url ?? '/';
-  if (url.startsWith(CONTROL_PREFIX)) {
-    const path = controlPath(url);
-    if (path === HEALTH_PATH) return health(res);
-    if (path === SPECIALIZE_PATH) {
-      specialize(req, res).catch((err) => {
-        logError(undefined, 'specialize', err);
-        if (!res.headersSent) sendJson(res, 500, { ok: false, error: String(err) });
-      });
-      return;
-    }
-    if (path === WARMUP_PATH && state === 'idle') {
-      warmup(req, res).catch((err) => {
-        logError(undefined, 'warmup', err);
-        if (!res.headersSent) sendJson(res, 500, { ok: false, error: String(err) });
-      });
-      return;
-    }
-  }
-  invoke(req, res);
-}
-
-// ---- process ---------------------------------------------------------------
-
-function attributeEscapedError(kind, err) {
-  const store = requestStorage.getStore();
-  if (store !== undefined && store.res !== undefined && !store.res.writableEnded) {
-    failInvocation(store, err);
-  } else {
-    logError(store, kind, err);
-  }
-}
-
-function sendWarmupRequest(socketPath) {
-  const body = JSON.stringify({ warm: true, list: [1, 2, 3] });
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      {
-        socketPath,
-        method: 'POST',
-        path: `${WARMUP_PATH}?q=1`,
-        agent: false,
-        headers: { host: 'localhost', 'content-type': 'application/json', 'x-forwarded-proto': 'http' },
-      },
-      (res) => {
-        res.resume();
-        res.once('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`warm-up answered ${res.statusCode}`))));
-        res.once('error', reject);
-      },
-    );
-    req.once('error', reject);
-    req.end(body);
-  });
-}
-
-function removeStaleSocket(socketPath) {
-  try {
-    fs.unlinkSync(socketPath);
-  } catch (err) {
-    if (err.code !== 'ENOENT') throw err;
-  }
-}
-
-async function main() {
-  const { values } = parseArgs({ options: { socket: { type: 'string' } }, strict: true });
-  if (!values.socket) {
-    process.stderr.write('usage: node launcher.mjs --socket <path>\n');
-    process.exit(2);
-  }
-  installRequestContext();
-  installLogPrefix();
-  process.on('uncaughtException', (err) => attributeEscapedError('Uncaught exception', err));
-  process.on('unhandledRejection', (err) => attributeEscapedError('Unhandled rejection', err));
-
-  removeStaleSocket(values.socket);
-  const server = http.createServer({ requireHostHeader: false, maxHeaderSize: 64 * 1024 }, onRequest);
-  // The worker owns deadlines and connection lifetimes.
-  server.requestTimeout = 0;
-  server.headersTimeout = 0;
-  server.keepAliveTimeout = 0;
-  server.timeout = 0;
-  await new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(values.socket, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  await sendWarmupRequest(values.socket);
-  process.stdout.write(`ready ${process.pid}\n`);
-}
-
-main().catch((err) => {
-  process.stderr.write(`launcher failed to start: ${err.stack ?? err}\n`);
-  process.exit(1);
+runLauncher({
+  load: loadFunction,
+  dispatch,
+  errorCode: () => 'FUNCTION_INVOCATION_FAILED',
+  clientError: answerApiError,
+  // Source maps on, as `shouldAddSourcemapSupport` asks: enabling them costs
+  // ~0.25 ms the first time (the server turns them off again).
+  warmup: [
+    {
+      body: { dir: WARM_DIR, config: { handler: 'listener.js', shouldAddHelpers: true, shouldAddSourcemapSupport: true } },
+      requests: LISTENER_WARMUP,
+    },
+    { body: { dir: WARM_DIR, config: { handler: 'methods.mjs' } }, requests: WEB_WARMUP },
+  ],
 });

@@ -4,8 +4,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-
-const HTTP_METHODS = ['GET', 'HEAD', 'OPTIONS', 'POST', 'PUT', 'DELETE', 'PATCH'];
+import { exportChain, hasMethodExports, methodsHandler } from '../../node/lib/exports.mjs';
+import { loadModule } from '../../node/lib/module.mjs';
 
 // Where `nimbus deploy` puts the esbuild bundle of an unbundled edge function
 // (bundle.mjs), relative to the function directory.
@@ -40,32 +40,6 @@ function applyEnvironment({ env, config, deploymentId, region }) {
   process.env.NODE_ENV ??= 'production';
 }
 
-function isObjectLike(value) {
-  return value !== null && (typeof value === 'object' || typeof value === 'function');
-}
-
-// [namespace, default, default.default, ...]: up to 5 unwraps, for CommonJS
-// loaded through Node's ESM interop (`exports.default = fn` arrives as
-// `namespace.default.default`) and TypeScript-style double defaults.
-function exportChain(namespace) {
-  const chain = [namespace];
-  let value = namespace;
-  for (let i = 0; i < 5 && isObjectLike(value) && isObjectLike(value.default); i++) {
-    value = value.default;
-    chain.push(value);
-  }
-  return chain;
-}
-
-function methodsHandler(exportsObject) {
-  const allowed = HTTP_METHODS.filter((m) => typeof exportsObject[m] === 'function').join(', ');
-  return (request, context) => {
-    const method = HTTP_METHODS.includes(request.method) ? exportsObject[request.method] : undefined;
-    if (typeof method !== 'function') return new Response(null, { status: 405, headers: { allow: allowed } });
-    return method.call(exportsObject, request, context);
-  };
-}
-
 // As Vercel's edge wrapper: a default function first (the innermost one the
 // unwrapping reaches first), then a default object with fetch(), then named
 // HTTP-method exports at any level.
@@ -77,7 +51,7 @@ function detectHandler(namespace, file) {
       return { shape: 'fetch-object', handle: (request, context) => level.fetch(request, context) };
     }
   }
-  const methods = chain.find((level) => HTTP_METHODS.some((m) => typeof level[m] === 'function'));
+  const methods = chain.find(hasMethodExports);
   if (methods !== undefined) return { shape: 'web-methods', handle: methodsHandler(methods) };
   throw new Error(
     `No default or HTTP-method export found in ${file}: export a function (request, context) => Response, ` +
@@ -86,8 +60,8 @@ function detectHandler(namespace, file) {
 }
 
 // Loads the edge function described by a specialize request. Resolves with
-// { shape, bundled, handle(request, context) }; rejects with the load or
-// detection error.
+// { shape, bundled, middleware, handle(request, context) }; rejects with the
+// load or detection error.
 export async function loadEdgeFunction(request) {
   const { config } = request;
   const dir = path.resolve(request.dir);
@@ -97,6 +71,8 @@ export async function loadEdgeFunction(request) {
   const bundle = path.join(dir, BUNDLE_PATH);
   const bundled = fs.existsSync(bundle);
   const file = bundled ? bundle : path.resolve(dir, config.entrypoint);
-  const namespace = await import(pathToFileURL(file).href);
-  return { ...detectHandler(namespace, file), bundled };
+  // The bundle is an ES module; an entrypoint is loaded as Node decides
+  // (CommonJS with require(), the fast path).
+  const namespace = bundled ? await import(pathToFileURL(file).href) : await loadModule(file);
+  return { ...detectHandler(namespace, file), bundled, middleware: request.middleware === true };
 }

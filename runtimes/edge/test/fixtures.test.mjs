@@ -8,9 +8,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { FIXTURES, NO_ESBUILD, platformHeaders, useBundledFunction, useEdgeFunction } from '../testing/harness.mjs';
+import { NITRO_ROWS, itServesRows } from '../../node/testing/suites.mjs';
+import { FIXTURES, NO_ESBUILD, useBundledFunction, useEdgeFunction } from '../testing/harness.mjs';
 
-const JSON_BODY = { 'content-type': 'application/json' };
 const NEXT = { 'x-middleware-next': '1' };
 
 // rows: [method, path the function sees, extra headers, body, status, body contains[], response headers]
@@ -53,15 +53,9 @@ const FUNCTIONS = [
     bundled: false,
     unbundled: true,
     rows: [
-      ['GET', '/', {}, undefined, 200, ['Nitro fixture home']],
-      ['GET', '/ssr?q=abc', {}, undefined, 200, ['Nitro SSR page', 'q=abc']],
-      ['GET', '/api/hello?name=bob', {}, undefined, 200, ['"name":"bob"']],
-      ['POST', '/api/echo', JSON_BODY, '{"a":1}', 201, ['"echo":{"a":1}']],
-      ['GET', '/api/echo', {}, undefined, 405, []],
-      ['GET', '/cached/xyz', {}, undefined, 200, ['"cached":"xyz"']],
+      ...NITRO_ROWS,
       // Rewritten to /__fallback?__isr_route=/isr: original path, merged query.
       ['GET', '/isr?__isr_route=%2Fisr', {}, undefined, 200, ['Nitro ISR page']],
-      ['GET', '/nope', {}, undefined, 404, ['Cannot find any route matching /nope']],
     ],
   },
   {
@@ -79,15 +73,7 @@ function sendsRows(fn, launcher) {
     assert.equal(status, 200, JSON.stringify(json));
     assert.equal(json.ok, true);
   });
-  for (const [method, urlPath, extraHeaders, body, status, contains, responseHeaders = {}] of fn.rows) {
-    it(`${method} ${urlPath} -> ${status}`, async () => {
-      const headers = { ...platformHeaders(), ...extraHeaders };
-      const res = await launcher().request({ method, path: urlPath, headers, body });
-      assert.equal(res.status, status, `body: ${res.body.slice(0, 500)}`);
-      for (const text of contains) assert.ok(res.body.includes(text), `body lacks ${text}: ${res.body.slice(0, 500)}`);
-      for (const [name, expected] of Object.entries(responseHeaders)) assert.equal(res.headers[name], expected);
-    });
-  }
+  itServesRows(launcher, fn.rows);
 }
 
 for (const fn of FUNCTIONS) {

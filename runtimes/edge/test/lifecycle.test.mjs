@@ -3,110 +3,74 @@
 // waitUntil and health, log-line prefixes, environment.
 
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import {
-  EdgeLauncher,
+  LAUNCHER,
+  nodeSyntheticDir,
   platformHeaders,
   readConfig,
   syntheticDir,
   useEdgeFunction,
   waitFor,
 } from '../testing/harness.mjs';
+import {
+  itAnswersBeforeSpecialization,
+  itAnswersHeldRequestsWithTheFailure,
+  itHoldsRequestsWhileSpecializing,
+  itPrefixesLogLines,
+  itServesAPipelinedInvocation,
+  itServesTheFailure,
+  itSpecializesOnce,
+  useStemCell,
+} from '../../node/testing/suites.mjs';
 
 describe('start and specialization', () => {
-  let launcher;
-  before(async () => {
-    launcher = new EdgeLauncher();
-    // A stale socket file from a previous process must not stop the start.
-    fs.writeFileSync(launcher.socket, 'stale');
-    await launcher.start();
-  });
-  after(async () => {
-    await launcher?.stop();
-  });
+  // A stale socket file from a previous process must not stop the start.
+  const launcher = useStemCell(LAUNCHER, { staleSocket: true });
+  itAnswersBeforeSpecialization(launcher);
 
-  it('prints exactly one line, "ready <pid>", once it accepts connections', () => {
-    assert.equal(launcher.stdout, `ready ${launcher.child.pid}\n`);
-    assert.ok(fs.statSync(launcher.socket).isSocket());
-    assert.equal(launcher.stderr, '');
-  });
-
-  it('answers health before specialization', async () => {
-    assert.deepEqual(await launcher.health(), { inflight: 0, pendingWaitUntil: 0 });
-  });
-
-  it('answers 503 to an invocation before specialization', async () => {
-    const res = await launcher.request({ path: '/anything', headers: platformHeaders() });
-    assert.equal(res.status, 503);
-    assert.match(JSON.parse(res.body).error, /not specialized/);
-  });
-
-  it('refuses a specialize that is not a POST with 405', async () => {
-    const res = await launcher.request({ path: '/__nimbus/specialize' });
-    assert.equal(res.status, 405);
-    assert.equal(res.headers.allow, 'POST');
-  });
-
-  it('answers 400 to a malformed specialize body and stays unspecialized', async () => {
-    const post = (body) => launcher.request({ method: 'POST', path: '/__nimbus/specialize', body });
-    assert.equal((await post('{"dir": 42')).status, 400);
-    const missing = await post('{"config": {}}');
-    assert.equal(missing.status, 400);
-    assert.match(JSON.parse(missing.body).error, /"dir"/);
-    const flag = await post(JSON.stringify({ dir: '/x', config: { runtime: 'edge' }, middleware: 'yes' }));
+  it('answers 400 to a non-boolean "middleware" and stays unspecialized', async () => {
+    const body = JSON.stringify({ dir: '/x', config: { runtime: 'edge' }, middleware: 'yes' });
+    const flag = await launcher().request({ method: 'POST', path: '/__nimbus/specialize', body });
     assert.equal(flag.status, 400);
     assert.match(JSON.parse(flag.body).error, /"middleware"/);
-    assert.equal((await launcher.request({ path: '/x', headers: platformHeaders() })).status, 503);
+    assert.equal((await launcher().request({ path: '/x', headers: platformHeaders() })).status, 503);
   });
 
-  it('specializes, then refuses a second specialize with 409', async () => {
-    const dir = syntheticDir('web-function');
-    const first = await launcher.specialize(dir, readConfig(dir));
-    assert.equal(first.status, 200);
-    assert.equal(first.json.ok, true);
+  const dir = syntheticDir('web-function');
+  itSpecializesOnce(launcher, dir, readConfig(dir), (first, res) => {
     assert.equal(first.json.shape, 'web-function');
     assert.equal(first.json.bundled, false);
-    assert.equal(typeof first.json.initMs, 'number');
-    const second = await launcher.specialize(dir, readConfig(dir));
-    assert.equal(second.status, 409);
-    assert.equal(second.json.ok, false);
-    const res = await launcher.request({ path: '/still', headers: platformHeaders() });
     assert.equal(JSON.parse(res.body).url, 'https://fixture.example.test/still');
-  });
-
-  it('after specialization /__nimbus/warmup is an ordinary function path', async () => {
-    const res = await launcher.request({ method: 'POST', path: '/__nimbus/warmup', headers: platformHeaders(), body: 'x' });
-    assert.equal(JSON.parse(res.body).body, 'x');
   });
 });
 
 describe('a request that arrives while the launcher is specializing', () => {
-  let launcher;
-  before(async () => {
-    launcher = await new EdgeLauncher().start();
+  const dir = syntheticDir('slow-init');
+  itHoldsRequestsWhileSpecializing(useStemCell(LAUNCHER), {
+    dir,
+    config: readConfig(dir),
+    marker: 'slow-init: import started',
+    request: { headers: { ...platformHeaders(), 'content-type': 'text/plain' }, body: 'sent during specialization' },
+    check(specialized, res) {
+      assert.equal(specialized.status, 200);
+      assert.equal(res.status, 200, res.body);
+      assert.deepEqual(JSON.parse(res.body), {
+        body: 'sent during specialization',
+        url: 'https://fixture.example.test/queued?early=1',
+      });
+    },
   });
-  after(async () => {
-    await launcher?.stop();
-  });
+});
 
-  it('waits for the function and gets its full body', async () => {
-    const dir = syntheticDir('slow-init');
-    const specialized = launcher.specialize(dir, readConfig(dir));
-    await waitFor(() => launcher.stdout.includes('slow-init: import started'), 'the import to start');
-    const res = await launcher.request({
-      method: 'POST',
-      path: '/queued?early=1',
-      headers: { ...platformHeaders(), 'content-type': 'text/plain' },
-      body: 'sent during specialization',
-    });
-    assert.equal((await specialized).status, 200);
-    assert.equal(res.status, 200, res.body);
-    assert.deepEqual(JSON.parse(res.body), {
-      body: 'sent during specialization',
-      url: 'https://fixture.example.test/queued?early=1',
-    });
-  });
+describe('an invocation pipelined behind the specialize request', () => {
+  const dir = syntheticDir('web-function');
+  itServesAPipelinedInvocation(useStemCell(LAUNCHER), dir, readConfig(dir), '"url":"https://fixture.example.test/pipelined"');
+});
+
+describe('a request that arrives while a specialization fails', () => {
+  const config = { runtime: 'edge', entrypoint: 'index.mjs' };
+  itAnswersHeldRequestsWithTheFailure(useStemCell(LAUNCHER), nodeSyntheticDir('slow-fail'), config);
 });
 
 describe('a function that cannot be specialized', () => {
@@ -118,21 +82,7 @@ describe('a function that cannot be specialized', () => {
   ];
   for (const [name, options, expected] of cases) {
     describe(`${name} ${JSON.stringify(options)}`, () => {
-      const fn = useEdgeFunction(syntheticDir(name), options);
-      it('specialize answers 500 with the error; later requests get the same 500; the process stays up', async () => {
-        const { status, json } = fn().specializeResult;
-        assert.equal(status, 500);
-        assert.equal(json.ok, false);
-        assert.match(json.error, expected);
-        assert.match(fn().stderr, /specialize failed for /);
-        const res = await fn().request({ path: '/after-failure', headers: platformHeaders() });
-        assert.equal(res.status, 500);
-        assert.deepEqual(JSON.parse(res.body), json);
-        assert.deepEqual(await fn().health(), { inflight: 0, pendingWaitUntil: 0 });
-        const again = await fn().specialize(syntheticDir('web-function'), readConfig(syntheticDir('web-function')));
-        assert.equal(again.status, 409);
-        assert.equal(fn().exited, false);
-      });
+      itServesTheFailure(useEdgeFunction(syntheticDir(name), options), expected);
     });
   }
 });
@@ -152,6 +102,7 @@ describe('errors from the handler', () => {
       const res = await fn().request({ path: urlPath, headers: platformHeaders(id) });
       assert.equal(res.status, 500);
       assert.equal(res.headers['x-vercel-error'], 'EDGE_FUNCTION_INVOCATION_FAILED');
+      assert.equal(res.headers['x-nimbus-specialize-failed'], undefined);
       assert.equal(res.headers['content-type'], 'text/plain; charset=utf-8');
       assert.equal(res.body, `A server error has occurred\n\nEDGE_FUNCTION_INVOCATION_FAILED\n\n${id}\n`);
       await waitFor(() => fn().stderr.includes(message), 'the error on stderr');
@@ -187,42 +138,7 @@ describe('waitUntil and health', () => {
 });
 
 describe('log lines', () => {
-  const fn = useEdgeFunction(syntheticDir('logs'));
-
-  it('output at import (no request in flight) is not prefixed', () => {
-    assert.match(fn().stdout, /^module loaded$/m);
-  });
-
-  it('every line written while a request is in flight starts with [x-vercel-id]', async () => {
-    const id = 'tst1::logs-1';
-    const res = await fn().request({ path: '/first', headers: platformHeaders(id) });
-    assert.equal(res.body, 'logged');
-    await waitFor(() => fn().stdout.includes('after a timer for /first'), 'the last line');
-    await waitFor(() => fn().stderr.includes('an error line'), 'the stderr line');
-    const out = fn().stdout;
-    for (const line of ['line one', 'line two', 'after a timer for /first']) {
-      assert.ok(out.includes(`[${id}] ${line}\n`), `stdout lacks "[${id}] ${line}": ${out}`);
-    }
-    assert.ok(fn().stderr.includes(`[${id}] an error line\n`), `stderr: ${fn().stderr}`);
-  });
-
-  it('uses x-nimbus-id when there is no x-vercel-id', async () => {
-    const headers = { ...platformHeaders(), 'x-nimbus-id': 'nimbus-42' };
-    delete headers['x-vercel-id'];
-    await fn().request({ path: '/second', headers });
-    await waitFor(() => fn().stdout.includes('[nimbus-42] after a timer for /second\n'), 'the prefixed line');
-  });
-
-  it('two concurrent requests each get their own prefix', async () => {
-    await Promise.all([
-      fn().request({ path: '/a', headers: platformHeaders('tst1::A') }),
-      fn().request({ path: '/b', headers: platformHeaders('tst1::B') }),
-    ]);
-    await waitFor(
-      () => fn().stdout.includes('[tst1::A] after a timer for /a\n') && fn().stdout.includes('[tst1::B] after a timer for /b\n'),
-      'both prefixed lines',
-    );
-  });
+  itPrefixesLogLines(useEdgeFunction(syntheticDir('logs')), ['line one', 'line two']);
 });
 
 describe('environment', () => {

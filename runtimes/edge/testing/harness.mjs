@@ -10,9 +10,20 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { Launcher, readConfig, waitFor, withDeadline } from '../../node/testing/harness.mjs';
+import { startFunction, useLauncher, withDeadline } from '../../node/testing/harness.mjs';
 
-export { FIXTURES, nextChunk, platformHeaders, readConfig, readRest, waitFor, withDeadline } from '../../node/testing/harness.mjs';
+// nodeSyntheticDir: the Node launcher's synthetic functions, some of which the
+// edge tests run too (with an edge config).
+export {
+  FIXTURES,
+  nextChunk,
+  syntheticDir as nodeSyntheticDir,
+  platformHeaders,
+  readConfig,
+  readRest,
+  waitFor,
+  withDeadline,
+} from '../../node/testing/harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const EDGE_DIR = path.resolve(here, '..');
@@ -20,7 +31,6 @@ export const LAUNCHER = path.join(EDGE_DIR, 'launcher.mjs');
 export const BUNDLER = path.join(EDGE_DIR, 'bundle.mjs');
 export const SYNTHETIC = path.join(here, 'functions');
 
-const START_TIMEOUT_MS = 15000;
 const BUNDLE_TIMEOUT_MS = 60000;
 
 // Set when esbuild is not installed: tests that bundle skip with this message.
@@ -28,51 +38,20 @@ export const NO_ESBUILD = fs.existsSync(path.join(EDGE_DIR, 'node_modules', 'esb
   ? false
   : `esbuild is not installed (run \`npm ci\` in ${EDGE_DIR})`;
 
-export class EdgeLauncher extends Launcher {
-  // As Launcher.start(), with the edge launcher.
-  async start() {
-    this.child = spawn(process.execPath, [LAUNCHER, '--socket', this.socket], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { PATH: process.env.PATH, HOME: process.env.HOME ?? '/tmp', NIMBUS_TEST_STEM_CELL: '1' },
-    });
-    this.child.stdout.setEncoding('utf8').on('data', (text) => (this.stdout += text));
-    this.child.stderr.setEncoding('utf8').on('data', (text) => (this.stderr += text));
-    const exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })));
-    exited.then(() => (this.exited = true));
-    const ready = waitFor(() => /^ready \d+\n/m.test(this.stdout), 'the ready line', START_TIMEOUT_MS);
-    const early = exited.then(({ code, signal }) => {
-      throw new Error(`launcher exited before ready (code ${code}, signal ${signal}): ${this.stderr}`);
-    });
-    await Promise.race([ready, early]);
-    early.catch(() => {});
-    return this;
-  }
-}
-
 // Starts an edge launcher and specializes it with the function in `funcDir`
 // (config from its .vc-config.json unless given; `extra` adds to the body).
-export async function startEdgeFunction(funcDir, { config, ...extra } = {}) {
-  const launcher = await new EdgeLauncher().start();
-  launcher.specializeResult = await launcher.specialize(funcDir, config ?? readConfig(funcDir), extra);
-  return launcher;
+export function startEdgeFunction(funcDir, options = {}) {
+  return startFunction(funcDir, { ...options, launcher: LAUNCHER });
 }
 
 export function syntheticDir(name) {
   return path.join(SYNTHETIC, `${name}.func`);
 }
 
-// Registers before/after hooks in the current suite that start a launcher
-// specialized with the function in `dir` (a function: evaluated in `before`,
-// so it may depend on earlier hooks); returns a getter for the launcher.
+// before/after hooks for an edge launcher specialized with the function in
+// `dir` (a function: evaluated in `before`); returns a getter for it.
 export function useEdgeFunction(dir, options = {}) {
-  let launcher;
-  before(async () => {
-    launcher = await startEdgeFunction(typeof dir === 'function' ? dir() : dir, options);
-  });
-  after(async () => {
-    await launcher?.stop();
-  });
-  return () => launcher;
+  return useLauncher(dir, { ...options, launcher: LAUNCHER });
 }
 
 // Copies a function directory into a fresh temporary directory (fixtures are

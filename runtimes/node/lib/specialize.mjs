@@ -6,11 +6,11 @@ import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { awsDispatcher } from './aws.mjs';
-import { buildRequest, sendResponse } from './web.mjs';
+import { exportChain, hasMethodExports, isObjectLike, methodsHandler } from './exports.mjs';
+import { loadModule } from './module.mjs';
+import { callWebHandler, sendResponse } from './web.mjs';
 
-const HTTP_METHODS = ['GET', 'HEAD', 'OPTIONS', 'POST', 'PUT', 'DELETE', 'PATCH'];
 const LISTEN_WAIT_MS = 1000;
 const DEFAULT_MAX_DURATION_S = 300;
 
@@ -92,40 +92,9 @@ class ListenInterceptor {
   }
 }
 
-function isObjectLike(value) {
-  return value !== null && (typeof value === 'object' || typeof value === 'function');
-}
-
-// [namespace, default, default.default, ...] — up to 5 unwraps (TS/CJS interop).
-function exportChain(namespace) {
-  const chain = [namespace];
-  let value = namespace;
-  for (let i = 0; i < 5 && isObjectLike(value) && isObjectLike(value.default); i++) {
-    value = value.default;
-    chain.push(value);
-  }
-  return chain;
-}
-
 function webDispatcher(handle) {
   return async (req, res, store) => {
-    const controller = new AbortController();
-    const onClose = () => {
-      if (!res.writableFinished) controller.abort();
-    };
-    res.once('close', onClose);
-    const request = buildRequest(req, controller.signal);
-    const response = await handle(request, { waitUntil: store.context.waitUntil });
-    await sendResponse(req, res, response);
-  };
-}
-
-function methodsHandler(exportsObject) {
-  const allowed = HTTP_METHODS.filter((m) => typeof exportsObject[m] === 'function').join(', ');
-  return (request, context) => {
-    const method = HTTP_METHODS.includes(request.method) ? exportsObject[request.method] : undefined;
-    if (typeof method !== 'function') return new Response(null, { status: 405, headers: { allow: allowed } });
-    return method.call(exportsObject, request, context);
+    await sendResponse(req, res, await callWebHandler(handle, req, res, store));
   };
 }
 
@@ -142,7 +111,7 @@ function serverDispatcher(server) {
 async function detectShape(namespace, config, interceptor, file) {
   const chain = exportChain(namespace);
   for (const level of chain) {
-    if (HTTP_METHODS.some((m) => typeof level[m] === 'function')) {
+    if (hasMethodExports(level)) {
       return { shape: 'web-methods', dispatch: webDispatcher(methodsHandler(level)) };
     }
   }
@@ -211,7 +180,7 @@ export async function loadFunction(request) {
   const interceptor = new ListenInterceptor();
   interceptor.install();
   try {
-    const namespace = await import(pathToFileURL(file).href);
+    const namespace = await loadModule(file);
     if (typeof config.awsLambdaHandler === 'string' && config.awsLambdaHandler !== '') {
       config.handler ??= path.relative(dir, file);
       return await awsShape(namespace, config, dir, functionName);
@@ -221,3 +190,4 @@ export async function loadFunction(request) {
     interceptor.uninstall();
   }
 }
+

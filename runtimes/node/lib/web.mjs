@@ -80,6 +80,18 @@ export function buildRequest(req, signal) {
   return new Request(requestUrl(req), init);
 }
 
+// Calls a Web handler with a Request built from the incoming message (its
+// signal aborted when the client leaves before the response finished) and the
+// context `{ waitUntil }`; resolves with what the handler returned.
+export async function callWebHandler(handle, req, res, store) {
+  const controller = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) controller.abort();
+  });
+  const request = buildRequest(req, controller.signal);
+  return handle(request, { waitUntil: store.context.waitUntil });
+}
+
 function isResponseLike(value) {
   return (
     value !== null &&

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { FIXTURES, platformHeaders, startFunction } from '../testing/harness.mjs';
+import { FIXTURES, startFunction } from '../testing/harness.mjs';
+import { NITRO_ROWS, itServesRows } from '../testing/suites.mjs';
 
 const JSON_BODY = { 'content-type': 'application/json' };
 
@@ -17,17 +18,11 @@ const FUNCTIONS = [
     dir: 'nitro-vercel/output/functions/__fallback.func',
     shape: 'node-listener',
     rows: [
-      ['GET', '/', {}, undefined, 200, ['Nitro fixture home']],
-      ['GET', '/ssr?q=abc', {}, undefined, 200, ['Nitro SSR page', 'q=abc']],
-      ['GET', '/api/hello?name=bob', {}, undefined, 200, ['"name":"bob"']],
-      ['POST', '/api/echo', JSON_BODY, '{"a":1}', 201, ['"echo":{"a":1}']],
-      ['GET', '/api/echo', {}, undefined, 405, []],
-      ['GET', '/cached/xyz', {}, undefined, 200, ['"cached":"xyz"']],
+      ...NITRO_ROWS,
       // isr-isr.func is a symlink to __fallback.func; as a prerender function it
       // gets the routed path, and nitro restores /isr from the query or header.
       ['GET', '/isr-isr?__isr_route=%2Fisr', {}, undefined, 200, ['Nitro ISR page']],
       ['GET', '/isr-isr', { 'x-now-route-matches': '__isr_route=%2Fisr' }, undefined, 200, ['Nitro ISR page']],
-      ['GET', '/nope', {}, undefined, 404, ['Cannot find any route matching /nope']],
     ],
   },
   {
@@ -126,16 +121,6 @@ for (const fn of FUNCTIONS) {
       assert.equal(typeof json.initMs, 'number');
     });
 
-    for (const [method, urlPath, extraHeaders, body, status, contains, responseHeaders = {}] of fn.rows) {
-      it(`${method} ${urlPath} -> ${status}`, async () => {
-        const res = await launcher.request({ method, path: urlPath, headers: { ...platformHeaders(), ...extraHeaders }, body });
-        assert.equal(res.status, status, `body: ${res.body.slice(0, 500)}`);
-        for (const text of contains) assert.ok(res.body.includes(text), `body lacks ${text}: ${res.body.slice(0, 500)}`);
-        for (const [name, expected] of Object.entries(responseHeaders)) {
-          if (expected instanceof RegExp) assert.match(res.headers[name] ?? '', expected);
-          else assert.equal(res.headers[name], expected);
-        }
-      });
-    }
+    itServesRows(() => launcher, fn.rows);
   });
 }

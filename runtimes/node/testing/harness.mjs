@@ -57,7 +57,9 @@ export async function waitFor(check, what, ms = 5000, interval = 20) {
 }
 
 export class Launcher {
-  constructor() {
+  // `launcher`: the launcher script to run (the edge harness passes its own).
+  constructor(launcher = LAUNCHER) {
+    this.launcher = launcher;
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nimbus-node-test-'));
     this.socket = path.join(this.dir, 'launcher.sock');
     this.stdout = '';
@@ -66,7 +68,7 @@ export class Launcher {
   }
 
   async start() {
-    this.child = spawn(process.execPath, [LAUNCHER, '--socket', this.socket], {
+    this.child = spawn(process.execPath, [this.launcher, '--socket', this.socket], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { PATH: process.env.PATH, HOME: process.env.HOME ?? '/tmp', NIMBUS_TEST_STEM_CELL: '1' },
     });
@@ -143,10 +145,11 @@ export function readConfig(funcDir) {
   return JSON.parse(fs.readFileSync(path.join(funcDir, '.vc-config.json'), 'utf8'));
 }
 
-// Starts a launcher and specializes it with the function in `funcDir`
-// (config from its .vc-config.json unless given).
-export async function startFunction(funcDir, { config, ...extra } = {}) {
-  const launcher = await new Launcher().start();
+// Starts a launcher (`launcher`: the script, the Node launcher by default) and
+// specializes it with the function in `funcDir` (config from its
+// .vc-config.json unless given; the other options add to the body).
+export async function startFunction(funcDir, { config, launcher: script, ...extra } = {}) {
+  const launcher = await new Launcher(script).start();
   const result = await launcher.specialize(funcDir, config ?? readConfig(funcDir), extra);
   launcher.specializeResult = result;
   return launcher;
@@ -204,14 +207,21 @@ export function syntheticDir(name) {
 }
 
 // Registers before/after hooks in the current suite that start a launcher
-// specialized with the synthetic function `name`; returns a getter for it.
-export function useFunction(name, options = {}) {
+// specialized with the function in `dir` (a function: evaluated in `before`,
+// so it may depend on earlier hooks; options as for startFunction); returns a
+// getter for the launcher.
+export function useLauncher(dir, options = {}) {
   let launcher;
   before(async () => {
-    launcher = await startFunction(syntheticDir(name), options);
+    launcher = await startFunction(typeof dir === 'function' ? dir() : dir, options);
   });
   after(async () => {
     await launcher?.stop();
   });
   return () => launcher;
+}
+
+// useLauncher() with the synthetic function `name`.
+export function useFunction(name, options = {}) {
+  return useLauncher(syntheticDir(name), options);
 }
