@@ -28,7 +28,7 @@ struct ServeOptions {
   int stemCells = 2;
   double keepAliveS = 300;
   int maxInstances = 20;
-  int concurrency = 16;
+  int concurrency = 64;
   double queueTimeoutS = 30;
   int maxDurationS = 300;
 };

@@ -89,8 +89,12 @@ Result<void> parseFunctionConfig(std::string_view configJson, FunctionDef* def) 
   return success();
 }
 
-Result<std::shared_ptr<const FunctionDef>> StoreCatalog::load(std::string_view deploymentId,
-                                                              std::string_view key) {
+Result<std::shared_ptr<const StoreCatalog::Loaded>> StoreCatalog::deployment(
+    std::string_view deploymentId) {
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = deployments_.find(deploymentId); it != deployments_.end()) return it->second;
+  }
   auto dep = store_->findDeployment(deploymentId);
   if (!dep) {
     return makeError(ErrorKind::NotFound, fmt::format("deployment {} does not exist", deploymentId));
@@ -102,6 +106,21 @@ Result<std::shared_ptr<const FunctionDef>> StoreCatalog::load(std::string_view d
   auto out = output::loadDeploymentOutput(*manifest,
                                           [this](std::string_view h) { return content_->read(h); });
   if (!out) return out.error();
+  auto loaded = std::make_shared<Loaded>();
+  loaded->deployment = std::move(*dep);
+  loaded->manifest = std::move(*manifest);
+  loaded->output = std::move(*out);
+  std::lock_guard lock(mu_);
+  return deployments_.emplace(std::string(deploymentId), std::move(loaded)).first->second;
+}
+
+Result<std::shared_ptr<const FunctionDef>> StoreCatalog::load(std::string_view deploymentId,
+                                                              std::string_view key) {
+  auto loaded = deployment(deploymentId);
+  if (!loaded) return loaded.error();
+  const store::Deployment* dep = &(*loaded)->deployment;
+  const output::Manifest* manifest = &(*loaded)->manifest;
+  const output::DeploymentOutput* out = &(*loaded)->output;
   auto fit = out->functions.find(key);
   if (fit == out->functions.end()) {
     return makeError(ErrorKind::NotFound, fmt::format("deployment {} has no function '{}'",

@@ -10,6 +10,8 @@
 
 #include "common/secret_box.h"
 #include "content/content_store.h"
+#include "output/build_output.h"
+#include "output/manifest.h"
 #include "store/store.h"
 #include "worker/worker.h"
 
@@ -32,6 +34,13 @@ class StoreCatalog final : public FunctionCatalog {
   Result<std::string> readBlob(std::string_view hash) override;
 
  private:
+  // A deployment's parsed manifest and output map, loaded once for all its functions.
+  struct Loaded {
+    store::Deployment deployment;
+    output::Manifest manifest;
+    output::DeploymentOutput output;
+  };
+  Result<std::shared_ptr<const Loaded>> deployment(std::string_view deploymentId);
   Result<std::shared_ptr<const FunctionDef>> load(std::string_view deploymentId,
                                                   std::string_view key);
   CatalogOptions options_;
@@ -40,6 +49,7 @@ class StoreCatalog final : public FunctionCatalog {
   const SecretBox* secrets_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<const FunctionDef>, std::less<>> cache_;
+  std::map<std::string, std::shared_ptr<const Loaded>, std::less<>> deployments_;
 };
 
 // Parses a .vc-config.json into the runtime fields of `def` (runtime, memory,

@@ -1082,6 +1082,40 @@ class WorkerImpl final : public Worker {
     inst->state = Instance::State::Stem;
     inst->poolKey = key;
     p.ready.push_back(inst);
+    resumeDeferred();
+  }
+
+  // A direct spawn may start when fewer than maxConcurrentSpawns run; otherwise the
+  // function's start is given back and retried when a stem cell or a spawn slot frees.
+  bool admitSpawn(const FunctionPtr& fn) {
+    std::lock_guard lock(mu_);
+    if (spawning_ < kMaxConcurrentSpawns) {
+      ++spawning_;
+      return true;
+    }
+    --fn->starting;
+    if (std::find(deferred_.begin(), deferred_.end(), fn) == deferred_.end()) deferred_.push_back(fn);
+    return false;
+  }
+
+  void spawnDone() {
+    std::lock_guard lock(mu_);
+    --spawning_;
+    resumeDeferred();
+  }
+
+  // Under mu_: functions whose starts waited get scaleUp again.
+  void resumeDeferred() {
+    std::deque<FunctionPtr> pending;
+    pending.swap(deferred_);
+    for (auto& fn : pending) scaleUp(fn);
+  }
+
+  void refillAfter(const std::string& key, std::chrono::milliseconds delay) {
+    auto timer = std::make_shared<asio::steady_timer>(bg_, delay);
+    timer->async_wait([this, timer, key](const error_code& ec) {
+      if (!ec && !stopped_) refill(key);
+    });
   }
 
   // Takes a stem cell for (runtime, heap) or returns null (a miss, counted).
@@ -1307,14 +1341,20 @@ class WorkerImpl final : public Worker {
     bool poolExists = false;
     InstancePtr inst = takeStemCell(def.runtime, heap, &poolExists);
     if (inst) {
-      refill(poolKeyOf(def.runtime, heap));
+      // The replacement boots a little later, so it does not compete for the CPU with
+      // this specialization and the first request.
+      refillAfter(poolKeyOf(def.runtime, heap), std::chrono::milliseconds(100));
     } else {
       if (!poolExists && options_.stemCells > 0) {
         // A memory size not seen before: keep a pool for it from now on.
         wantPool(def.runtime, heap);
         countMiss(poolKeyOf(def.runtime, heap));
       }
+      // Booting a runtime costs ~150 ms of CPU: a burst must not start one per missing
+      // instance at once. Beyond the limit the start waits for a stem cell or a slot.
+      if (!admitSpawn(fn)) co_return;
       inst = co_await spawnInstance(def.runtime, heap);
+      spawnDone();
       if (inst) setState(inst.get(), Instance::State::Specializing);
     }
     std::string error;
@@ -1385,6 +1425,7 @@ class WorkerImpl final : public Worker {
       ++fn->coldStarts;
       fn->init.observe(msSince(t0) / 1000.0);
       dispatch(fn.get());
+      scaleUp(fn);  // the queue may still need more than what is starting
       return;
     }
     *error = failure.empty() ? std::string("the instance ended while it was specialized") : failure;
@@ -1756,6 +1797,9 @@ class WorkerImpl final : public Worker {
   std::map<std::string, FunctionPtr> functions_;
   std::map<std::string, InstancePtr> all_;
   std::map<std::string, Pool> pools_;
+  static constexpr int kMaxConcurrentSpawns = 1;
+  int spawning_ = 0;                   // direct spawns (stem-cell pool misses) under way
+  std::deque<FunctionPtr> deferred_;   // functions whose start waits for a spawn slot
 };
 
 Result<std::unique_ptr<Worker>> Worker::create(WorkerOptions options, FunctionCatalog* catalog) {

@@ -80,8 +80,8 @@ struct WorkerOptions {
   std::string stateDir;               // function files and sockets (created)
   std::string logDir;                 // per-deployment function logs (created)
   int stemCells = 2;                  // per runtime pool, 0 disables pre-starting
-  int nodeConcurrency = 16;           // default target concurrency per Node instance
-  int edgeConcurrency = 64;           // default per edge instance
+  int nodeConcurrency = 64;           // default target concurrency per Node instance
+  int edgeConcurrency = 256;          // default per edge instance
   int maxInstances = 20;              // per function
   std::chrono::milliseconds keepAlive{60000};     // idle instance -> stopped
   std::chrono::milliseconds queueTimeout{30000};  // wait for a slot -> 503
