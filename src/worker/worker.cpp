@@ -95,6 +95,35 @@ Codes codesFor(Runtime r, bool middleware) {
   return {"FUNCTION_INVOCATION_FAILED", "FUNCTION_INVOCATION_TIMEOUT"};
 }
 
+// A 64 KiB relay buffer from a per-thread free list: a warm request would otherwise
+// allocate and free one each time.
+class RelayBuffer {
+ public:
+  RelayBuffer() {
+    auto& pool = freeList();
+    if (pool.empty()) {
+      buf_ = std::make_unique_for_overwrite<char[]>(kBufferBytes);
+    } else {
+      buf_ = std::move(pool.back());
+      pool.pop_back();
+    }
+  }
+  ~RelayBuffer() {
+    auto& pool = freeList();
+    if (pool.size() < 64) pool.push_back(std::move(buf_));
+  }
+  RelayBuffer(const RelayBuffer&) = delete;
+  RelayBuffer& operator=(const RelayBuffer&) = delete;
+  char* get() const { return buf_.get(); }
+
+ private:
+  static std::vector<std::unique_ptr<char[]>>& freeList() {
+    thread_local std::vector<std::unique_ptr<char[]>> list;
+    return list;
+  }
+  std::unique_ptr<char[]> buf_;
+};
+
 // Calls `fire` at `when` unless destroyed first. `fire` may reference locals of the
 // frame that owns the Watchdog: it never runs after the destructor.
 class Watchdog {
@@ -716,7 +745,7 @@ class WorkerImpl final : public Worker {
       noResponse(call, codes, fmt::format("sending the request failed: {}", hec.message()));
       co_return false;
     }
-    auto buf = std::make_unique_for_overwrite<char[]>(kBufferBytes);
+    RelayBuffer buf;
     bool bodySent = !hasBody;
     while (!bodySent) {
       auto got = co_await ex->readBodySome(buf.get(), kBufferBytes, options_.maxRequestBodyBytes);
