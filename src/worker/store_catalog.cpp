@@ -21,6 +21,14 @@ std::optional<std::string> StoreCatalog::blobPath(std::string_view hash) {
   return content_->localPath(hash);
 }
 
+std::vector<std::string> StoreCatalog::functionKeys(std::string_view deploymentId) {
+  std::vector<std::string> keys;
+  if (auto loaded = deployment(deploymentId)) {
+    for (const auto& [key, ref] : (*loaded)->output.functions) keys.push_back(key);
+  }
+  return keys;
+}
+
 Result<std::string> StoreCatalog::readBlob(std::string_view hash) { return content_->read(hash); }
 
 Result<std::shared_ptr<const FunctionDef>> StoreCatalog::lookup(std::string_view deploymentId,

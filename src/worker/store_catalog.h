@@ -30,6 +30,7 @@ class StoreCatalog final : public FunctionCatalog {
                const SecretBox* secrets);
   Result<std::shared_ptr<const FunctionDef>> lookup(std::string_view deploymentId,
                                                     std::string_view key) override;
+  std::vector<std::string> functionKeys(std::string_view deploymentId) override;
   std::optional<std::string> blobPath(std::string_view hash) override;
   Result<std::string> readBlob(std::string_view hash) override;
 

@@ -184,6 +184,10 @@ struct Instance {
   double initMs = 0;
   bool coldUnclaimed = false;  // the first request served gets reported as the cold start
   bool killed = false;         // we stopped it; its exit is not a crash
+  // Taking requests while its specialization runs: they carry x-nimbus-await-specialize
+  // so the launcher holds them until the specialize request arrives.
+  bool awaitingSpecialize = false;
+  bool stopWhenIdle = false;   // failed to specialize: stop once its requests are answered
   double peakMb = 0;           // VmHWM, refreshed at most once a second
   SteadyClock::time_point peakReadAt;
   uint64_t invocations = 0;
@@ -315,6 +319,7 @@ struct Call {
   std::string errorMessage;
   bool recycle = false;    // the instance must be stopped
   bool processExited = false;  // it ended by itself (a crash, not a recycle)
+  bool awaitSpecialize = false;  // the instance was still specializing when it was picked
   uint64_t bytesOut = 0;
 };
 
@@ -510,6 +515,7 @@ class WorkerImpl final : public Worker {
       co_await forward(call, codes);
       if (call->errorCode == "NO_RESPONSE_FROM_FUNCTION") co_await explainNoResponse(call);
       peakMb = instancePeakMb(inst.get());  // before a recycle ends the process
+      if (cold) initMs = initMsOf(inst.get());  // known once the overlapped specialize ended
       release(call);
     }
     record(call, cold, initMs, queueMs, msSince(started), peakMb);
@@ -585,6 +591,16 @@ class WorkerImpl final : public Worker {
     }
   }
 
+  double initMsOf(Instance* inst) {
+    std::lock_guard lock(mu_);
+    return inst->initMs;
+  }
+
+  bool awaitingSpecialize(Instance* inst) {
+    std::lock_guard lock(mu_);
+    return inst->awaitingSpecialize;
+  }
+
   std::string exitReasonOf(Instance* inst) {
     std::lock_guard lock(mu_);
     return inst->exitReason;  // set once the worker thread reaped it
@@ -595,6 +611,7 @@ class WorkerImpl final : public Worker {
     auto executor = co_await asio::this_coro::executor;
     auto* ctx = &asio::query(executor, asio::execution::context);
     Instance* inst = call->inst.get();
+    call->awaitSpecialize = awaitingSpecialize(inst);
     std::unique_ptr<local::socket> sock = takeIdleConnection(inst, ctx);
     if (!sock) {
       sock = std::make_unique<local::socket>(executor);
@@ -715,9 +732,10 @@ class WorkerImpl final : public Worker {
     h += fmt::format(
         "x-forwarded-host: {0}\r\nx-forwarded-proto: http\r\nx-forwarded-for: {1}\r\n"
         "x-real-ip: {1}\r\nx-vercel-forwarded-for: {1}\r\nx-vercel-deployment-url: {2}\r\n"
-        "x-vercel-id: {3}::{4}\r\nx-nimbus-id: {4}\r\n",
+        "x-vercel-id: {3}::{4}\r\nx-nimbus-id: {4}\r\n{5}",
         http::hdr::cleanValue(inv->publicHost), ip, http::hdr::cleanValue(call->fn->def->deploymentHost),
-        options_.region, ex->requestId());
+        options_.region, ex->requestId(),
+        call->awaitSpecialize ? "x-nimbus-await-specialize: 1\r\n" : "");
     *chunked = false;
     *hasBody = false;
     if (!call->sendBody) {
@@ -910,6 +928,9 @@ class WorkerImpl final : public Worker {
         kill = !call->processExited;  // a crashed process is reaped as a crash
         retire(call->fn.get(), inst);
       }
+      if (inst->stopWhenIdle && inst->inflight == 0 && inst->state != Instance::State::Dead) {
+        kill = true;
+      }
 
       dispatch(call->fn.get());
       if (call->recycle) scaleUp(call->fn);
@@ -954,7 +975,7 @@ class WorkerImpl final : public Worker {
 
   FunctionPtr functionFor(const std::shared_ptr<const FunctionDef>& def, bool middleware) {
     std::string id = def->deploymentId + "/" + def->key + (middleware ? " middleware" : "");
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
     auto it = functions_.find(id);
     if (it != functions_.end() && it->second->def == def) return it->second;
     auto fn = std::make_shared<FunctionState>();
@@ -973,6 +994,8 @@ class WorkerImpl final : public Worker {
     } else {
       functions_.emplace(id, fn);
     }
+    lock.unlock();
+    prepareDeployment(def->deploymentId);
     return fn;
   }
 
@@ -1388,31 +1411,35 @@ class WorkerImpl final : public Worker {
     }
     std::string error;
     std::string dir;
+    double filesMs = 0;
     if (!inst) {
       error = "the runtime process could not be started (the server log has details)";
     } else {
       inst->logFn = fn;
+      auto filesStart = SteadyClock::now();
       auto d = materialize(fn.get());
+      filesMs = msSince(filesStart);
       if (d) dir = std::move(*d); else error = d.error().message;
     }
     bool opened = openInstance(fn, inst, &error);
     double initMs = 0;
+    bool stopNow = !opened;
     if (opened) {
       auto r = co_await specialize(inst, fn.get(), dir);
       if (r) initMs = *r;
-      finishSpecialize(fn, inst, r ? std::string() : r.error().message, initMs, t0, &error);
+      stopNow = finishSpecialize(fn, inst, r ? nullptr : &r.error(), initMs, t0, &error);
     }
     if (!error.empty()) noteInitFailure(fn, error);
     if (!error.empty()) {
       spdlog::warn("worker: cold start of {} failed: {}", fn->id, error);
       if (inst) {
         instanceEvent(fn.get(), inst.get(), "init-failed", error);
-        killInstance(inst, "initialization failed");
+        if (stopNow) killInstance(inst, "initialization failed");
       }
     } else {
       instanceEvent(fn.get(), inst.get(), "started",
-                    fmt::format("instance {} ready in {:.1f} ms (init {:.1f} ms)", inst->id,
-                                msSince(t0), initMs));
+                    fmt::format("instance {} ready in {:.1f} ms (files {:.1f} ms, init {:.1f} ms)",
+                                inst->id, msSince(t0), filesMs, initMs));
     }
   }
 
@@ -1439,26 +1466,37 @@ class WorkerImpl final : public Worker {
     inst->fn = fn;
     inst->capacity = fn->capacity;
     fn->instances.push_back(inst);
+    // Requests go to it while it specializes, saving a round trip through this thread on
+    // every cold start: the launcher holds them until the handler is loaded, or answers
+    // them marked x-nimbus-specialize-failed.
+    inst->state = Instance::State::Ready;
+    inst->awaitingSpecialize = true;
+    inst->coldUnclaimed = true;
+    inst->idleSince = SteadyClock::now();
+    dispatch(fn.get());
     return true;
   }
 
-  // After the specialize call: ready (waiters get its slots) or retired with `*error`.
-  void finishSpecialize(const FunctionPtr& fn, const InstancePtr& inst, const std::string& failure,
+  // After the specialize call: in service, or retired with `*error`. Returns whether to
+  // stop the instance now (when it failed and no request is on it; otherwise the last
+  // one to finish stops it).
+  bool finishSpecialize(const FunctionPtr& fn, const InstancePtr& inst, const Error* failure,
                         double initMs, SteadyClock::time_point t0, std::string* error) {
     std::lock_guard lock(mu_);
-    if (failure.empty() && inst->state == Instance::State::Specializing) {
+    inst->awaitingSpecialize = false;
+    if (!failure && inst->state == Instance::State::Ready) {
       inst->initMs = initMs;
-      inst->state = Instance::State::Ready;
-      inst->coldUnclaimed = true;
-      inst->idleSince = SteadyClock::now();
       ++fn->coldStarts;
       fn->init.observe(msSince(t0) / 1000.0);
-      dispatch(fn.get());
       scaleUp(fn);  // the queue may still need more than what is starting
-      return;
+      return false;
     }
-    *error = failure.empty() ? std::string("the instance ended while it was specialized") : failure;
+    *error = failure ? failure->message : std::string("the instance ended while it was specialized");
     retire(fn.get(), inst.get());
+    // A launcher that answered the failure answers held requests with it too; one that
+    // did not answer will not answer them either.
+    inst->stopWhenIdle = true;
+    return inst->inflight == 0 || !failure || failure->kind != ErrorKind::Invalid;
   }
 
   // Waiting requests fail with the error when no other start is under way (another
@@ -1476,15 +1514,37 @@ class WorkerImpl final : public Worker {
   // returns the real .func directory.
   Result<std::string> materialize(FunctionState* fn) {
     if (!fn->filesDir.empty()) return fn->filesDir;
-    const FunctionDef& def = *fn->def;
+    auto dir = materializeFiles(*fn->def);
+    if (dir) fn->filesDir = *dir;
+    return dir;
+  }
+
+  // The first time a deployment is invoked, the files of all its functions are written in
+  // the background, so their cold starts find them in place (worker thread).
+  void prepareDeployment(const std::string& deploymentId) {
+    {
+      std::lock_guard lock(mu_);
+      if (!prepared_.insert(deploymentId).second) return;
+    }
+    later([this, deploymentId] { return prepareFiles(deploymentId); });
+  }
+
+  asio::awaitable<void> prepareFiles(std::string deploymentId) {
+    for (const auto& key : catalog_->functionKeys(deploymentId)) {
+      if (stopped_) co_return;
+      auto def = catalog_->lookup(deploymentId, key);
+      if (def) (void)materializeFiles(**def);  // a failure shows at its cold start
+      // One function per turn: spawns, log pipes and cold starts go in between.
+      co_await asio::post(bg_, asio::use_awaitable);
+    }
+  }
+
+  Result<std::string> materializeFiles(const FunctionDef& def) {
     std::string root = fmt::format("{}/functions/{}/{}", options_.stateDir, def.deploymentId,
                                    sha256Hex(def.key).substr(0, 16));
     std::string target = root + "/" + def.dir;
     std::error_code ec;
-    if (std::filesystem::exists(root + "/.complete", ec)) {
-      fn->filesDir = target;
-      return target;
-    }
+    if (std::filesystem::exists(root + "/.complete", ec)) return target;
     std::string tmp = root + ".tmp-" + randomId(6);
     std::filesystem::create_directories(tmp, ec);
     if (ec) {
@@ -1524,7 +1584,6 @@ class WorkerImpl final : public Worker {
         return makeError(ErrorKind::Io, fmt::format("cannot place function files at {}", root));
       }
     }
-    fn->filesDir = target;
     return target;
   }
 
@@ -1826,6 +1885,7 @@ class WorkerImpl final : public Worker {
   std::map<std::string, FunctionPtr> functions_;
   std::map<std::string, InstancePtr> all_;
   std::map<std::string, Pool> pools_;
+  std::set<std::string> prepared_;     // deployments whose function files were written
   static constexpr int kMaxConcurrentSpawns = 1;
   int spawning_ = 0;                   // direct spawns (stem-cell pool misses) under way
   std::deque<FunctionPtr> deferred_;   // functions whose start waits for a spawn slot

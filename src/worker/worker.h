@@ -69,6 +69,8 @@ class FunctionCatalog {
   // unusable (unsupported runtime, malformed .vc-config.json), naming what to fix.
   virtual Result<std::shared_ptr<const FunctionDef>> lookup(std::string_view deploymentId,
                                                             std::string_view key) = 0;
+  // The keys of every function of a deployment (empty when it does not exist).
+  virtual std::vector<std::string> functionKeys(std::string_view deploymentId) = 0;
   // Where a blob's bytes are on this machine (for hard-linking function files).
   virtual std::optional<std::string> blobPath(std::string_view hash) = 0;
   virtual Result<std::string> readBlob(std::string_view hash) = 0;

@@ -19,6 +19,7 @@ import {
   itHoldsRequestsWhileSpecializing,
   itPrefixesLogLines,
   itServesAPipelinedInvocation,
+  itHoldsAnInvocationAwaitingSpecialize,
   itServesTheFailure,
   itSpecializesOnce,
   useStemCell,
@@ -66,6 +67,7 @@ describe('a request that arrives while the launcher is specializing', () => {
 describe('an invocation pipelined behind the specialize request', () => {
   const dir = syntheticDir('web-function');
   itServesAPipelinedInvocation(useStemCell(LAUNCHER), dir, readConfig(dir), '"url":"https://fixture.example.test/pipelined"');
+  itHoldsAnInvocationAwaitingSpecialize(useStemCell(LAUNCHER), dir, readConfig(dir), '"url":"https://fixture.example.test/awaiting"');
 });
 
 describe('a request that arrives while a specialization fails', () => {

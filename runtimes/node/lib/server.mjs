@@ -32,6 +32,7 @@ const MAX_SPECIALIZE_BODY = 16 * 1024 * 1024;
 // Marks the 500 an invocation gets because specialization failed (its body is
 // the failure JSON); the worker turns it into the platform's error.
 export const SPECIALIZE_FAILED_HEADER = 'x-nimbus-specialize-failed';
+export const AWAIT_SPECIALIZE_HEADER = 'x-nimbus-await-specialize';
 
 // The stem cell specializes itself with the warm-up functions in WARM_DIR
 // (listener.js: CommonJS by its package.json, (req, res) with the helpers;
@@ -166,6 +167,16 @@ export function runLauncher(options) {
   let instance; // once ready
   let failure; // the JSON body of a failed specialization
   let whenSpecialized; // settles when state leaves 'specializing'
+  // Settles when a specialize request arrives; invocations marked
+  // x-nimbus-await-specialize wait for it (the worker sends them alongside).
+  let specializeArrived;
+  let announceSpecialize;
+  const expectSpecialize = () => {
+    specializeArrived = new Promise((resolve) => {
+      announceSpecialize = resolve;
+    });
+  };
+  expectSpecialize();
   let specializeClaimed = false;
   let functionName = '';
   let errorCode = options.errorCode(undefined);
@@ -195,8 +206,12 @@ export function runLauncher(options) {
   async function runInvocation(req, res, store) {
     try {
       let held;
-      if (state === 'specializing') {
+      if (state === 'idle' && req.headers[AWAIT_SPECIALIZE_HEADER] !== undefined) {
         held = holdBody(req);
+        await specializeArrived;
+      }
+      if (state === 'specializing') {
+        held ??= holdBody(req);
         await whenSpecialized;
       }
       if (state !== 'ready') {
@@ -238,12 +253,14 @@ export function runLauncher(options) {
     whenSpecialized = new Promise((resolve) => {
       settle = resolve;
     });
+    announceSpecialize();
     let request;
     try {
       request = await readSpecializeBody(req, options.validate);
     } catch (err) {
       specializeClaimed = false;
       state = 'idle';
+      expectSpecialize();
       settle();
       sendJson(res, 400, { ok: false, error: `invalid specialize body: ${err.message}` });
       return;
@@ -319,6 +336,7 @@ export function runLauncher(options) {
       await selfRequest(socketPath, { method: 'POST', path: SPECIALIZE_PATH, headers: WARM_JSON, body: specializeBody });
       for (const request of requests) await selfRequest(socketPath, request);
       state = 'idle';
+      expectSpecialize();
       instance = undefined;
       specializeClaimed = false;
       functionName = '';

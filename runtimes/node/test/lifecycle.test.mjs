@@ -20,6 +20,7 @@ import {
   itHoldsRequestsWhileSpecializing,
   itPrefixesLogLines,
   itServesAPipelinedInvocation,
+  itHoldsAnInvocationAwaitingSpecialize,
   itServesTheFailure,
   itSpecializesOnce,
   useStemCell,
@@ -54,6 +55,7 @@ describe('a request that arrives while the launcher is specializing', () => {
 describe('an invocation pipelined behind the specialize request', () => {
   const dir = syntheticDir('web-function');
   itServesAPipelinedInvocation(useStemCell(LAUNCHER), dir, readConfig(dir), 'web-function GET /pipelined ');
+  itHoldsAnInvocationAwaitingSpecialize(useStemCell(LAUNCHER), dir, readConfig(dir), 'web-function GET /awaiting ');
 });
 
 describe('a request that arrives while a specialization fails', () => {

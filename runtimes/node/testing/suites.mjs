@@ -140,6 +140,21 @@ export function itServesAPipelinedInvocation(launcher, dir, config, expected) {
   });
 }
 
+// An invocation marked x-nimbus-await-specialize that arrives before any
+// specialize request is held (not refused with 503) until one arrives, then
+// served; `expected` is part of its response.
+export function itHoldsAnInvocationAwaitingSpecialize(launcher, dir, config, expected) {
+  it('holds an invocation marked x-nimbus-await-specialize until specialize arrives', async () => {
+    const early = launcher().request({ path: '/awaiting', headers: { ...platformHeaders(), 'x-nimbus-await-specialize': '1' } });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const specialized = await launcher().specialize(dir, config);
+    assert.equal(specialized.status, 200);
+    const res = await withDeadline(early, 10000, 'the held invocation');
+    assert.equal(res.status, 200, res.body);
+    assert.ok(res.body.includes(expected), res.body);
+  });
+}
+
 // Invocations after a failed specialization (the launcher getter's
 // specializeResult is that failure; `expected` matches its error).
 export function itServesTheFailure(fn, expected) {
