@@ -32,6 +32,8 @@ SIZES="1k 100k"
 
 log() { printf '[bench/static %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { printf '[bench/static] FAIL: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=../lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 want() { [[ " $SERVERS " == *" $1 "* ]]; }
 
@@ -83,21 +85,6 @@ nginx_pid=""
 nimbus_pid=""
 wrk_pid=""
 
-stop_pid() {  # stop_pid PID NAME: TERM, wait up to 5 s, then KILL
-  local pid="$1" name="$2" i
-  [[ -n "$pid" ]] || return 0
-  kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for i in $(seq 50); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    log "$name (pid $pid) did not stop on TERM; sending KILL"
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-}
 
 cleanup() {
   local rc=$?
@@ -116,9 +103,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
 
 # ---------------------------------------------------------------- the deployment
 # A Build Output API v3 directory. `.dat` is served as application/octet-stream by both
