@@ -24,7 +24,7 @@ import threading
 import time
 import unittest
 
-from nimbus_harness import (BIN, HTTP_TIMEOUT, Nimbus, clean_env, decode_chunked,
+from nimbus_harness import (SOURCE, BIN, HTTP_TIMEOUT, Nimbus, clean_env, decode_chunked,
                             parse_raw_response, preview_host, wait_for)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -1018,6 +1018,23 @@ class QueueDeadline(FunctionsServer):
 
 
 # ============================================================================= 10. help
+
+class Example(FunctionsServer):
+    """examples/hello, which scripts/run.sh deploys: its page and its function."""
+
+    @classmethod
+    def before_deploy(cls):
+        cls.dep = cls.n.deploy(os.path.join(SOURCE, "examples", "hello"), "hello", prod=True)
+
+    def test_page_and_function(self):
+        st, _, body = self.request("hello", "/")
+        self.assertEqual(st, 200)
+        self.assertIn(b"Hello from Nimbus", body)
+        self.assertIn(b"/api/hello?name=Nimbus", body)
+        _, answer = self.ok_json("hello", "/api/hello?name=Nimbus")
+        self.assertEqual(answer, {"message": "Hello, Nimbus!", "region": "lcl1",
+                                  "environment": "production"})
+
 
 class Help(unittest.TestCase):
     @classmethod
