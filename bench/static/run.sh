@@ -180,8 +180,10 @@ EOF
 # ---------------------------------------------------------------- nimbus
 start_nimbus() {
   local i line="" json
+  # --stem-cells 0: the site has no functions, and launchers booting at start would share
+  # the server's core with the measurement.
   taskset -c "$SERVER_CPU" "$NIMBUS_BIN" serve \
-    --listen 127.0.0.1:0 --api-listen 127.0.0.1:0 \
+    --listen 127.0.0.1:0 --api-listen 127.0.0.1:0 --stem-cells 0 \
     --data "$tmp/data" --threads 1 --access-log "$tmp/nimbus-access.log" \
     >"$tmp/nimbus.stdout" 2>"$tmp/nimbus.stderr" &
   nimbus_pid=$!
