@@ -14,6 +14,14 @@ import { ApiError, addHelpers } from './lib/helpers.mjs';
 import { LISTENER_WARMUP, WARM_DIR, WEB_WARMUP, runLauncher } from './lib/server.mjs';
 import { loadFunction } from './lib/specialize.mjs';
 
+// Without helpers nothing is read first: the handler runs at once (a promise only if it
+// returns one).
+function fastDispatch(instance, req, res, store) {
+  if (instance.helpers && req.headers['content-type'] !== undefined) return dispatch(instance, req, res, store);
+  if (instance.helpers) addHelpers(req, res, undefined);
+  return instance.dispatch(req, res, store);
+}
+
 async function dispatch(instance, req, res, store, held) {
   if (instance.helpers) {
     let body;
@@ -40,6 +48,7 @@ function answerApiError(err, res) {
 runLauncher({
   load: loadFunction,
   dispatch,
+  fastDispatch,
   errorCode: () => 'FUNCTION_INVOCATION_FAILED',
   clientError: answerApiError,
   // Source maps on, as `shouldAddSourcemapSupport` asks: enabling them costs

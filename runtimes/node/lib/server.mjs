@@ -148,6 +148,10 @@ function restoreEnvironment(saved) {
 
 // Runs the launcher process. Options (what differs between launchers):
 //   load(request)        the function of a specialize request -> instance ({ shape, ... })
+//   fastDispatch(instance, req, res, store)
+//                        optional: serves an invocation on a ready instance
+//                        without going through an async function; returns
+//                        undefined or the handler's promise
 //   dispatch(instance, req, res, store, held)
 //                        serves one invocation; `held` (a holdBody() of the
 //                        request, or undefined) must be released before the
@@ -203,7 +207,22 @@ export function runLauncher(options) {
     }
   }
 
-  async function runInvocation(req, res, store) {
+  // The common case, a ready instance, runs without an extra promise: under the request
+  // context every promise costs async hooks.
+  function runInvocation(req, res, store) {
+    if (state !== 'ready' || options.fastDispatch === undefined) return runHeldInvocation(req, res, store);
+    try {
+      const result = options.fastDispatch(instance, req, res, store);
+      if (result !== undefined && typeof result.then === 'function') {
+        result.then(undefined, (err) => failInvocation(store, err));
+      }
+    } catch (err) {
+      failInvocation(store, err);
+    }
+    return undefined;
+  }
+
+  async function runHeldInvocation(req, res, store) {
     try {
       let held;
       if (state === 'idle' && req.headers[AWAIT_SPECIALIZE_HEADER] !== undefined) {
