@@ -618,7 +618,7 @@ class WorkerImpl final : public Worker {
       local::endpoint ep(inst->socketPath);
       auto [cec] = co_await sock->async_connect(ep, kTuple);
       if (cec) {
-        noResponse(call, codes, fmt::format("cannot connect to its instance: {}", cec.message()));
+        noResponse(call, fmt::format("cannot connect to its instance: {}", cec.message()));
         co_return;
       }
     }
@@ -662,14 +662,13 @@ class WorkerImpl final : public Worker {
     return inst->peakMb;
   }
 
-  void noResponse(Call* call, Codes codes, std::string why) {
+  void noResponse(Call* call, std::string why) {
     call->recycle = true;
     call->status = 502;
     call->errorCode = "NO_RESPONSE_FROM_FUNCTION";
     call->errorMessage = fmt::format(
         "function '{}' ({}) ended without a complete response: {}", call->fn->def->key,
         call->inst->id, why);
-    (void)codes;
   }
 
   // After a broken exchange: waits briefly for the process to end (a crash closes the
@@ -760,7 +759,7 @@ class WorkerImpl final : public Worker {
     std::string head = requestHead(call, &chunked, &hasBody);
     auto [hec, hn] = co_await asio::async_write(*sock, asio::buffer(head), kTuple);
     if (hec) {
-      noResponse(call, codes, fmt::format("sending the request failed: {}", hec.message()));
+      noResponse(call, fmt::format("sending the request failed: {}", hec.message()));
       co_return false;
     }
     RelayBuffer buf;
@@ -808,7 +807,7 @@ class WorkerImpl final : public Worker {
       if (rec == asio::error::operation_aborted || rec == asio::error::bad_descriptor) {
         co_return false;  // the deadline closed the socket; the caller answers
       }
-      noResponse(call, codes,
+      noResponse(call,
                  parser.got_some() ? fmt::format("malformed response: {}", rec.message())
                                    : std::string("the connection closed before a response"));
       co_return false;
@@ -843,7 +842,7 @@ class WorkerImpl final : public Worker {
         if (ec) {
           call->responseStarted = false;
           if (ec != asio::error::operation_aborted && ec != asio::error::bad_descriptor) {
-            noResponse(call, codes, fmt::format("the response broke off: {}", ec.message()));
+            noResponse(call, fmt::format("the response broke off: {}", ec.message()));
           }
           co_return false;
         }
@@ -874,7 +873,7 @@ class WorkerImpl final : public Worker {
       }
       if (ec) {
         if (ec != asio::error::operation_aborted && ec != asio::error::bad_descriptor) {
-          noResponse(call, codes, fmt::format("the response broke off: {}", ec.message()));
+          noResponse(call, fmt::format("the response broke off: {}", ec.message()));
         }
         co_return false;
       }
