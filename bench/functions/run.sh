@@ -333,17 +333,9 @@ start_peer_server() {  # node server.js on a Unix socket, pinned
 }
 
 start_nginx() {
-  local port i m temp_paths
+  local port i temp_paths
   port="$(free_port)"
-  temp_paths="    client_body_temp_path $tmp/nginx-tmp/body;
-    proxy_temp_path $tmp/nginx-tmp/proxy;"
-  for m in fastcgi uwsgi scgi; do
-    if ! nginx -V 2>&1 | grep -q -- "--without-http_${m}_module"; then
-      temp_paths+="
-    ${m}_temp_path $tmp/nginx-tmp/$m;"
-    fi
-  done
-  mkdir -p "$tmp/nginx-tmp"
+  temp_paths="$(nginx_temp_paths)"
   cat >"$tmp/nginx.conf" <<EOF
 daemon off;
 worker_processes 1;
@@ -375,11 +367,7 @@ $temp_paths
     }
 }
 EOF
-  nginx -t -q -e "$tmp/nginx-error.log" -c "$tmp/nginx.conf" -p "$tmp" ||
-    die "nginx rejected $tmp/nginx.conf (see $tmp/nginx-error.log)"
-  taskset -c "$SERVER_CPU" nginx -e "$tmp/nginx-error.log" -c "$tmp/nginx.conf" -p "$tmp" \
-    >"$tmp/nginx.stdout" 2>"$tmp/nginx.stderr" &
-  nginx_pid=$!
+  launch_nginx
   for i in $(seq 100); do
     kill -0 "$nginx_pid" 2>/dev/null || die "nginx exited during startup: $(cat "$tmp/nginx.stderr" "$tmp/nginx-error.log" 2>/dev/null)"
     if [[ "$(curl -s "http://127.0.0.1:$port/" || true)" == hello ]]; then

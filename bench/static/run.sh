@@ -118,16 +118,8 @@ chmod -R a+rX "$out"
 start_nginx() {
   local port i
   port="$(free_port)"
-  local temp_paths="    client_body_temp_path $tmp/nginx-tmp/body;
-    proxy_temp_path $tmp/nginx-tmp/proxy;"
-  local m
-  for m in fastcgi uwsgi scgi; do   # only when compiled in (nginx-light may omit some)
-    if ! nginx -V 2>&1 | grep -q -- "--without-http_${m}_module"; then
-      temp_paths+="
-    ${m}_temp_path $tmp/nginx-tmp/$m;"
-    fi
-  done
-  mkdir -p "$tmp/nginx-tmp"
+  local temp_paths
+  temp_paths="$(nginx_temp_paths)"
   cat >"$tmp/nginx.conf" <<EOF
 daemon off;
 worker_processes 1;
@@ -159,11 +151,7 @@ $temp_paths
     }
 }
 EOF
-  nginx -t -q -e "$tmp/nginx-error.log" -c "$tmp/nginx.conf" -p "$tmp" ||
-    die "nginx rejected the generated config $tmp/nginx.conf (see $tmp/nginx-error.log)"
-  taskset -c "$SERVER_CPU" nginx -e "$tmp/nginx-error.log" -c "$tmp/nginx.conf" -p "$tmp" \
-    >"$tmp/nginx.stdout" 2>"$tmp/nginx.stderr" &
-  nginx_pid=$!
+  launch_nginx
   for i in $(seq 100); do
     kill -0 "$nginx_pid" 2>/dev/null ||
       die "nginx exited during startup; stderr: $(cat "$tmp/nginx.stderr") error log: $(cat "$tmp/nginx-error.log" 2>/dev/null)"

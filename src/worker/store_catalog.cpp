@@ -145,11 +145,11 @@ Result<std::shared_ptr<const FunctionDef>> StoreCatalog::load(std::string_view d
   std::map<std::string_view, const output::ManifestEntry*> byPath;
   for (const auto& e : *manifest) byPath.emplace(e.path, &e);
   std::set<std::string> roots = {def->dir};
-  std::vector<std::string> todo = {def->dir};
+  std::vector<std::string> pending = {def->dir};
   std::set<std::string_view> taken;
-  while (!todo.empty()) {
-    std::string root = std::move(todo.back());
-    todo.pop_back();
+  while (!pending.empty()) {
+    std::string root = std::move(pending.back());
+    pending.pop_back();
     std::string prefix = root + "/";
     for (auto it = byPath.lower_bound(prefix); it != byPath.end() && it->first.starts_with(prefix);
          ++it) {
@@ -169,7 +169,7 @@ Result<std::shared_ptr<const FunctionDef>> StoreCatalog::load(std::string_view d
         }
       } else {
         roots.insert(target);
-        todo.push_back(target);
+        pending.push_back(target);
       }
     }
   }
